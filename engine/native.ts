@@ -1,0 +1,133 @@
+// The native addon's surface, typed, and the one place that loads it. Everything heavy (the forward
+// pass, matmuls, attention) lives in native/; JavaScript decides what to compute.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** A weight tensor inside the mapped file: byte offset of its data, ggml type id, ne0 = row length, ne1 = rows. */
+export interface TensorRef {
+  offset: number;
+  type: number;
+  ne0: number;
+  ne1: number;
+}
+
+/** One transformer block's tensors; absent ones are undefined. Either wq/wk/wv or the fused wqkv. */
+export interface LayerSpec {
+  attn_norm: TensorRef;
+  attn_norm_b?: TensorRef;
+  wq?: TensorRef; wk?: TensorRef; wv?: TensorRef; wqkv?: TensorRef;
+  bq?: TensorRef; bk?: TensorRef; bv?: TensorRef; bqkv?: TensorRef;
+  wo: TensorRef;
+  bo?: TensorRef;
+  ffn_norm: TensorRef;
+  ffn_norm_b?: TensorRef;
+  ffn_gate?: TensorRef; // present for SwiGLU
+  ffn_up: TensorRef;
+  ffn_up_b?: TensorRef;
+  ffn_down: TensorRef;
+  ffn_down_b?: TensorRef;
+}
+
+/** What the forward pass needs, derived from the GGUF by engine/archTable.ts. */
+export interface ModelSpec {
+  n_vocab: number;
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  n_head_kv: number;
+  head_dim: number;
+  n_ff: number;
+  n_ctx_train: number;
+  norm: 'rms' | 'layer';
+  norm_eps: number;
+  rope: 'none' | 'norm' | 'neox'; // 'norm' = llama.cpp's adjacent-pair layout, 'neox' = half split
+  rope_base: number;
+  rope_scale: number; // linear scaling factor (positions are divided by it); 1 = none
+  mlp: 'swiglu' | 'gelu';
+  token_embd: TensorRef;
+  position_embd?: TensorRef;
+  output_norm: TensorRef;
+  output_norm_b?: TensorRef;
+  output: TensorRef; // token_embd when the embeddings are tied
+  layers: LayerSpec[];
+}
+
+export type AttentionMode = 'bifurcated' | 'replicated';
+
+export interface ContextOptions {
+  ctx: number;        // shared (prompt) KV capacity in tokens
+  maxSamples: number; // decode slots
+  maxDecode: number;  // decode KV capacity per slot in tokens
+  threads: number;
+}
+
+export interface NativeModel {
+  dispose(): void;
+}
+
+export interface NativeContext {
+  /** Keeps the first `keep` positions of the shared KV, appends `tokens`, returns last-position logits. */
+  evalPrompt(tokens: Int32Array, keep: number): Promise<Float32Array>;
+  /** Number of valid positions in the shared KV. */
+  readonly promptLength: number;
+  /** Starts n samples after the prompt: clears their decode KVs; replicated copies the prompt KV into each. */
+  beginSamples(n: number, mode: AttentionMode): void;
+  /** One step for the given slots (slot ids < n, increasing): token i goes to slots[i]. Returns logits [slots.length][vocab]. */
+  decode(slots: Int32Array, tokens: Int32Array): Promise<Float32Array>;
+  /** Aborts the running evalPrompt/decode between layers; its promise rejects with Error('cancelled'). */
+  cancel(): void;
+  /** KV bytes held for the current request: the shared prompt KV plus the samples' caches. */
+  kvBytes(): number;
+  dispose(): void;
+}
+
+export interface CpuInfo {
+  physicalCores: number;
+  logicalCores: number;
+  avx2: boolean;
+  avx512: boolean;
+  avx512vnni: boolean;
+}
+
+export interface AttentionTestArgs {
+  mode: AttentionMode;
+  n: number; n_head: number; n_kv: number; hd: number; P: number; D: number;
+  q: Float32Array;  // [n][n_head][hd]
+  kc: Float32Array; vc: Float32Array; // [n_kv][P][hd]
+  kd: Float32Array; vd: Float32Array; // [n][n_kv][D][hd]
+  threads: number;
+}
+
+export interface Addon {
+  /** Read-only memory map of a whole file, unmapped when the buffer is collected. */
+  mapFile(path: string): ArrayBuffer;
+  cpuInfo(): CpuInfo;
+  Model: new (file: ArrayBuffer, spec: ModelSpec) => NativeModel;
+  Context: new (model: NativeModel, opts: ContextOptions) => NativeContext;
+  /** Reference quantizer (used by the GGUF writer): n floats -> blocks of `type`. */
+  quantize(type: number, data: Float32Array): Uint8Array;
+  /** Decodes n elements of `type` from bytes. */
+  dequantize(type: number, data: Uint8Array, n: number): Float32Array;
+  /** y = x W^T through the production matmul kernels (tests and benchmarks). */
+  matmul(type: number, w: Uint8Array, ne0: number, ne1: number, x: Float32Array, n: number, threads: number): Float32Array;
+  /** The decode attention kernels on explicit inputs (tests and benchmarks). Returns [n][n_head][hd]. */
+  attention(args: AttentionTestArgs): Float32Array;
+}
+
+let cached: Addon | undefined;
+
+/** Finds forkcast.node beside the bundle (packaged) or in native/build (development). */
+export function loadAddon(): Addon {
+  if (cached) return cached;
+  const candidates = [
+    join(__dirname, 'native', 'forkcast.node'),
+    join(__dirname, '..', 'native', 'build', 'Release', 'forkcast.node'),
+    join(__dirname, '..', 'dist', 'native', 'forkcast.node'),
+    join(process.cwd(), 'native', 'build', 'Release', 'forkcast.node'),
+  ];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`Forkcast native addon not found (looked in ${candidates.join(', ')}); run "npm run build"`);
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  cached = require(found) as Addon;
+  return cached;
+}

@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "forkcast",
+      "sources": [
+        "src/addon.cpp",
+        "src/threadpool.cpp",
+        "src/quants.cpp",
+        "src/matmul.cpp",
+        "src/attention.cpp",
+        "src/forward.cpp"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-ffp-contract=fast", "-fno-math-errno"],
+      "conditions": [
+        ["target_arch=='x64'", { "cflags_cc": [] }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,12 @@
+// Matrix products against weight tensors, the forward pass's main cost.
+#pragma once
+#include "tensor.h"
+#include "threadpool.h"
+
+// y[i][r] = sum_c x[i][c] * W[r][c]   for i < n (tokens or samples), r < W.ne1, c < W.ne0.
+// x is n x W.ne0 row-major float, y is n x W.ne1 row-major float. Weights are read once for all
+// n rows (GEMV for n = 1, GEMM otherwise). Multi-threaded over the pool.
+void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool);
+
+// Row r of a (possibly quantized) matrix as floats: embedding lookup.
+void get_row(const Tensor& W, int64_t r, float* out);
