@@ -1,0 +1,236 @@
+// Token sampling for one row of logits: greedy, temperature, top-k, min-p, top-p, each sample
+// with its own seeded random stream.
+//
+// Order of operations (documented because implementations differ): logits are divided by the
+// temperature first (as Hugging Face transformers' warpers do), then top-k, min-p and top-p filter
+// the tempered distribution, then one token is drawn from what is left, renormalised.
+//
+// Reported log-probability: the chosen token's log-softmax under the model's *raw* distribution
+// (temperature 1, no filters). It measures how much the model itself believed the token,
+// independent of the sampling knobs, so candidates of one request and of different requests are
+// compared on one scale by the reranker. Greedy (temperature 0) reports the same quantity.
+//
+// Cost per row: one pass for the max, one pass of exp for the raw log-sum-exp, then the filters
+// touch only the candidate set: top-k keeps a k-entry min-heap, top-p partitions by mass with
+// quickselect (expected linear), so no full sort of a 150k vocabulary ever happens.
+
+export interface SamplerParams {
+  /** 0 (or less) = greedy. */
+  temperature: number;
+  /** 0 = off. */
+  topK: number;
+  /** 1 = off. */
+  topP: number;
+  /** 0 = off. Keep tokens with p >= minP * p(max) under the tempered distribution. */
+  minP: number;
+}
+
+export const DEFAULT_SAMPLER: SamplerParams = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05 };
+
+export interface Sampled {
+  id: number;
+  /** log p(id) under the raw model distribution (temperature 1, unfiltered). */
+  logprob: number;
+}
+
+// ---- random streams -------------------------------------------------------------------------
+
+/** splitmix32 finaliser: a bijective 32-bit mix used to spread (seed, stream) into the state. */
+function mix32(x: number): number {
+  x = (x + 0x9e3779b9) | 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * xoshiro128** (Blackman & Vigna, "Scrambled linear pseudorandom number generators", 2021),
+ * seeded from (seed, stream) so sample i of a request draws the same numbers whatever n is.
+ */
+export class Rng {
+  private s0: number; private s1: number; private s2: number; private s3: number;
+
+  constructor(seed: number, stream = 0) {
+    const lo = seed >>> 0;
+    const hi = Math.floor(seed / 4294967296) >>> 0; // seeds above 2^32 still differ
+    let h = mix32(lo ^ mix32(hi ^ mix32(stream >>> 0)));
+    this.s0 = h = mix32(h); this.s1 = h = mix32(h); this.s2 = h = mix32(h); this.s3 = h = mix32(h);
+    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1; // the all-zero state is a fixed point
+  }
+
+  /** Next 32 random bits as an unsigned integer. */
+  nextU32(): number {
+    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
+    const t = this.s1 << 9;
+    this.s2 ^= this.s0; this.s3 ^= this.s1; this.s1 ^= this.s2; this.s0 ^= this.s3;
+    this.s2 ^= t;
+    this.s3 = rotl(this.s3, 11);
+    return result;
+  }
+
+  /** Uniform in [0, 1) with 53 random bits. */
+  next(): number {
+    const a = this.nextU32() >>> 5, b = this.nextU32() >>> 6;
+    return (a * 67108864 + b) / 9007199254740992;
+  }
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+// ---- sampling -------------------------------------------------------------------------------
+
+/** Index of the largest logit; ties go to the lowest id. */
+export function argmax(logits: Float32Array): number {
+  let best = 0, bv = logits[0];
+  for (let i = 1; i < logits.length; i++) if (logits[i] > bv) { bv = logits[i]; best = i; }
+  return best;
+}
+
+/** log sum_i exp(logits[i]) computed around the max for stability. */
+export function logSumExp(logits: Float32Array, max = logits[argmax(logits)]): number {
+  let s = 0;
+  for (let i = 0; i < logits.length; i++) s += Math.exp(logits[i] - max);
+  return max + Math.log(s);
+}
+
+/** Reusable scratch buffers so a decode step of 64 samples allocates nothing per row. */
+export class Sampler {
+  private ids = new Int32Array(0);
+  private w = new Float64Array(0);
+
+  constructor(readonly params: SamplerParams) {}
+
+  /** Draws one token from `logits` (one row, full vocabulary). */
+  sample(logits: Float32Array, rng: Rng): Sampled {
+    const best = argmax(logits);
+    const max = logits[best];
+    const lse = logSumExp(logits, max);
+    if (!(this.params.temperature > 0)) return { id: best, logprob: logits[best] - lse };
+
+    const n = this.filter(logits, max);
+    let total = 0;
+    for (let i = 0; i < n; i++) total += this.w[i];
+    let u = rng.next() * total;
+    let pick = this.ids[n - 1];
+    for (let i = 0; i < n; i++) {
+      u -= this.w[i];
+      if (u < 0) { pick = this.ids[i]; break; }
+    }
+    return { id: pick, logprob: logits[pick] - lse };
+  }
+
+  /**
+   * The candidate set after temperature, top-k, min-p and top-p, as ids with unnormalised weights
+   * exp((l - max) / T) (the best token has weight 1), in no particular order. Exposed for tests.
+   */
+  candidates(logits: Float32Array): { ids: Int32Array; weights: Float64Array } {
+    const n = this.filter(logits, logits[argmax(logits)]);
+    return { ids: this.ids.slice(0, n), weights: this.w.slice(0, n) };
+  }
+
+  private filter(logits: Float32Array, max: number): number {
+    const V = logits.length;
+    const { temperature, topK, topP, minP } = this.params;
+    const invT = 1 / temperature;
+    let n = this.collect(logits, max, invT, topK > 0 && topK < V ? topK : V);
+    if (minP > 0) n = this.minP(n, minP);
+    if (topP < 1) n = this.topP(n, topP);
+    return n;
+  }
+
+  /** Fills ids/w with the k largest logits (all of them when k = V); returns the count. */
+  private collect(logits: Float32Array, max: number, invT: number, k: number): number {
+    const V = logits.length;
+    if (this.ids.length < k) { this.ids = new Int32Array(k); this.w = new Float64Array(k); }
+    const ids = this.ids, w = this.w;
+    if (k === V) {
+      for (let i = 0; i < V; i++) { ids[i] = i; w[i] = Math.exp((logits[i] - max) * invT); }
+      return V;
+    }
+    // Min-heap of the k best (by logit, ties: lower id wins) kept in ids[0..k).
+    const worse = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
+    for (let i = 0; i < k; i++) { ids[i] = i; siftUp(ids, i, worse); }
+    for (let i = k; i < V; i++) {
+      if (!worse(ids[0], i)) continue;
+      ids[0] = i;
+      siftDown(ids, k, worse);
+    }
+    for (let i = 0; i < k; i++) w[i] = Math.exp((logits[ids[i]] - max) * invT);
+    return k;
+  }
+
+  /** Keeps candidates whose tempered probability is at least minP times the best one's (weight 1). */
+  private minP(n: number, minP: number): number {
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      if (this.w[i] >= minP) { this.ids[m] = this.ids[i]; this.w[m] = this.w[i]; m++; }
+    }
+    return Math.max(m, 1);
+  }
+
+  /**
+   * Nucleus (Holtzman et al. 2020): the smallest set of most probable candidates whose mass is at
+   * least p. Found by quickselect on weights (3-way partition, descending), not by sorting.
+   */
+  private topP(n: number, p: number): number {
+    const ids = this.ids, w = this.w;
+    let total = 0;
+    for (let i = 0; i < n; i++) total += w[i];
+    let need = p * total;
+    let lo = 0, hi = n;
+    while (hi - lo > 1) {
+      const pivot = median3(w[lo], w[(lo + hi) >>> 1], w[hi - 1]);
+      // Partition [lo, hi) into  > pivot | == pivot | < pivot.
+      let gt = lo, i = lo, lt = hi;
+      while (i < lt) {
+        if (w[i] > pivot) { swap(ids, w, i, gt); gt++; i++; }
+        else if (w[i] < pivot) { lt--; swap(ids, w, i, lt); }
+        else i++;
+      }
+      let above = 0, equal = 0;
+      for (let j = lo; j < gt; j++) above += w[j];
+      for (let j = gt; j < lt; j++) equal += w[j];
+      if (above >= need) { hi = gt; continue; }
+      if (above + equal >= need) {
+        // Take as many of the ties as needed.
+        let acc = above, j = gt;
+        while (j < lt && acc < need) acc += w[j++];
+        return j;
+      }
+      need -= above + equal;
+      lo = lt;
+    }
+    return Math.max(hi, 1);
+  }
+}
+
+function median3(a: number, b: number, c: number): number {
+  return a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+}
+
+function swap(ids: Int32Array, w: Float64Array, i: number, j: number) {
+  const t = ids[i]; ids[i] = ids[j]; ids[j] = t;
+  const u = w[i]; w[i] = w[j]; w[j] = u;
+}
+
+function siftUp(h: Int32Array, i: number, worse: (a: number, b: number) => boolean) {
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (!worse(h[i], h[p])) break;
+    const t = h[i]; h[i] = h[p]; h[p] = t; i = p;
+  }
+}
+
+function siftDown(h: Int32Array, n: number, worse: (a: number, b: number) => boolean) {
+  let i = 0;
+  for (;;) {
+    const l = 2 * i + 1, r = l + 1;
+    let m = i;
+    if (l < n && worse(h[l], h[m])) m = l;
+    if (r < n && worse(h[r], h[m])) m = r;
+    if (m === i) return;
+    const t = h[i]; h[i] = h[m]; h[m] = t; i = m;
+  }
+}
