@@ -157,7 +157,7 @@ class Reader {
   count(what: string, unit: number): number {
     const n = this.u64(what);
     if (n * unit > this.remaining) {
-      throw new GGUFError(`${what}: ${n} is more than the ${this.remaining} bytes left in the file can hold (corrupt or hostile file)`);
+      throw new GGUFError(`${what}: ${n} is more than the ${this.remaining} bytes left in the file can hold (truncated, corrupt or hostile file)`);
     }
     return n;
   }
