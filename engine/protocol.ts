@@ -87,6 +87,8 @@ export interface Candidate {
   /** Why the reranker scored it so: one short phrase per rule that fired. */
   reasons: string[];
   finish: 'eos' | 'stop' | 'length' | 'newline';
+  /** True when a filter rule fired (empty, copies the text after the cursor): ranked last, not worth showing. */
+  filtered?: boolean;
 }
 export interface Timings {
   prefill_ms: number;
