@@ -1,0 +1,103 @@
+// SentencePiece-style BPE (GGUF `tokenizer.ggml.model = llama`).
+//
+// Facts (SentencePiece's BPE model as llama.cpp runs it from a GGUF, llm_tokenizer_spm):
+//  - Spaces are written as U+2581 '▁'; a space is put in front of the text first when the vocabulary
+//    asks for it (`add_space_prefix`, on by default), so "Hello" is spelled "▁Hello".
+//  - The text starts as one symbol per code point. Repeatedly, the adjacent pair whose concatenation is
+//    a vocabulary piece with the highest score is merged (on equal scores the leftmost pair), until no
+//    adjacent pair forms a piece.
+//  - A final symbol that is not a piece (only single code points can be such) is written as its UTF-8
+//    bytes through the byte tokens `<0xAB>` ("byte fallback").
+
+export interface SpmVocab {
+  toId: Map<string, number>;
+  scores: Float32Array;
+  unkId: number | null;
+}
+
+export const SPACE = '\u2581';
+
+/** Max-heap of candidate merges ordered by (score desc, left position asc). */
+class ScoreHeap {
+  private score: number[] = [];
+  private left: number[] = [];
+  private len: number[] = [];
+  get size() { return this.score.length; }
+  private better(i: number, j: number) {
+    return this.score[i] > this.score[j] || (this.score[i] === this.score[j] && this.left[i] < this.left[j]);
+  }
+  private swap(i: number, j: number) {
+    let t = this.score[i]; this.score[i] = this.score[j]; this.score[j] = t;
+    t = this.left[i]; this.left[i] = this.left[j]; this.left[j] = t;
+    t = this.len[i]; this.len[i] = this.len[j]; this.len[j] = t;
+  }
+  push(score: number, left: number, len: number) {
+    this.score.push(score); this.left.push(left); this.len.push(len);
+    for (let i = this.score.length - 1; i > 0;) {
+      const p = (i - 1) >> 1;
+      if (!this.better(i, p)) break;
+      this.swap(i, p); i = p;
+    }
+  }
+  pop(): { left: number; len: number } {
+    const top = { left: this.left[0], len: this.len[0] };
+    const last = this.score.length - 1;
+    this.swap(0, last);
+    this.score.pop(); this.left.pop(); this.len.pop();
+    for (let i = 0; ;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      if (l < last && this.better(l, m)) m = l;
+      if (r < last && this.better(r, m)) m = r;
+      if (m === i) break;
+      this.swap(i, m); i = m;
+    }
+    return top;
+  }
+}
+
+/** Appends the ids of `text` (already '▁'-escaped, prefix space included by the caller) to `out`. */
+export function spmEncode(vocab: SpmVocab, text: string, out: number[]): void {
+  const sym = Array.from(text);
+  const n = sym.length;
+  if (n === 0) return;
+  const prev = new Int32Array(n), next = new Int32Array(n);
+  for (let i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; }
+  const heap = new ScoreHeap();
+  const consider = (l: number, r: number) => {
+    if (l < 0 || r < 0) return;
+    const piece = sym[l] + sym[r];
+    const id = vocab.toId.get(piece);
+    if (id !== undefined) heap.push(vocab.scores[id], l, piece.length);
+  };
+  for (let i = 0; i + 1 < n; i++) consider(i, i + 1);
+  while (heap.size > 0) {
+    const { left, len } = heap.pop();
+    const right = next[left];
+    // Stale when either side was merged since (its length changed or it is gone).
+    if (sym[left] === '' || right < 0 || sym[left].length + sym[right].length !== len) continue;
+    sym[left] += sym[right];
+    sym[right] = '';
+    next[left] = next[right];
+    if (next[right] >= 0) prev[next[right]] = left;
+    consider(prev[left], left);
+    consider(left, next[left]);
+  }
+  for (let i = 0; i >= 0; i = next[i]) {
+    const id = vocab.toId.get(sym[i]);
+    if (id !== undefined) out.push(id);
+    else byteFallback(vocab, sym[i], out);
+  }
+}
+
+const HEX = '0123456789ABCDEF';
+
+function byteFallback(vocab: SpmVocab, s: string, out: number[]): void {
+  for (const b of Buffer.from(s, 'utf8')) {
+    const id = vocab.toId.get(`<0x${HEX[b >> 4]}${HEX[b & 15]}>`)
+      // A vocabulary without byte tokens may still hold the byte itself as a piece (ASCII only).
+      ?? (b < 0x80 ? vocab.toId.get(String.fromCharCode(b)) : undefined)
+      ?? vocab.unkId;
+    if (id !== undefined && id !== null) out.push(id);
+  }
+}
