@@ -92,12 +92,18 @@ export function spmEncode(vocab: SpmVocab, text: string, out: number[]): void {
 
 const HEX = '0123456789ABCDEF';
 
+/** A code point that is no piece: its UTF-8 bytes as `<0xAB>` tokens, or one unknown token when the vocabulary lacks them. */
 function byteFallback(vocab: SpmVocab, s: string, out: number[]): void {
+  const ids: number[] = [];
   for (const b of Buffer.from(s, 'utf8')) {
     const id = vocab.toId.get(`<0x${HEX[b >> 4]}${HEX[b & 15]}>`)
-      // A vocabulary without byte tokens may still hold the byte itself as a piece (ASCII only).
-      ?? (b < 0x80 ? vocab.toId.get(String.fromCharCode(b)) : undefined)
-      ?? vocab.unkId;
-    if (id !== undefined && id !== null) out.push(id);
+      // A vocabulary without byte tokens may still hold an ASCII byte as a piece of its own.
+      ?? (b < 0x80 ? vocab.toId.get(String.fromCharCode(b)) : undefined);
+    if (id === undefined) {
+      if (vocab.unkId !== null) out.push(vocab.unkId);
+      return;
+    }
+    ids.push(id);
   }
+  for (const id of ids) out.push(id);
 }
