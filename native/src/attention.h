@@ -41,3 +41,13 @@ void attention_replicated(const AttnShape& s, int64_t rep_stride, int64_t rep_sa
 // [n_kv][stride][hd] whose positions 0..p0+T-1 are valid. q/out: [T][n_head][hd].
 void attention_prefill(int T, int p0, int n_head, int n_kv, int hd, int64_t stride, float scale,
                        const float* q, const float* k, const float* v, float* out, ThreadPool& pool);
+
+// The same kernels for a decode step over an arbitrary subset of slots: sample i of this step
+// lives in slot slot_of[i] (its decode / replicated cache is at slot_of[i] * sample stride) and
+// has d_of[i] valid decode positions (overriding s.D). nullptr = identity / s.D.
+void attention_bifurcated_slots(const AttnShape& s, const int* slot_of, const int* d_of, const float* q,
+                                const float* kc, const float* vc, const float* kd, const float* vd, float* out,
+                                ThreadPool& pool);
+void attention_replicated_slots(const AttnShape& s, const int* slot_of, const int* d_of, int64_t rep_stride,
+                                int64_t rep_sample_stride, const float* q, const float* k, const float* v, float* out,
+                                ThreadPool& pool);

@@ -1,0 +1,280 @@
+// Decode and prefill attention (see attention.h for the shapes and the math).
+//
+// Every variant is the same loop: a block of query rows Q [R][hd] (already scaled by 1/sqrt(hd))
+// walks over a run of cached positions tile by tile, keeping per row the running maximum m, the
+// running denominator l = sum exp(s - m) and the running numerator acc = sum exp(s - m) v.
+// When a tile raises the maximum, the old sums are rescaled by exp(m_old - m_new). This is the
+// split softmax of Athiwaratkun et al. 2024 (bifurcated attention) applied per tile: for two parts
+// A and B with maxima m_A, m_B and m = max(m_A, m_B),
+//   softmax([A, B]) V = (e^{m_A-m} N_A + e^{m_B-m} N_B) / (e^{m_A-m} L_A + e^{m_B-m} L_B),
+// exact in real arithmetic, so the context part and each sample's decode part merge without error.
+//
+// Bifurcated: one work item = one KV head x a chunk of samples; its R = samples * (n_head/n_kv)
+// query rows all take each context K/V tile while it sits in L1/L2 (the context is read once per
+// step for all samples: the paper's "one GEMM"), then each sample's rows continue over that sample's
+// own decode cache, then the rows are normalised. Replicated: one item = one sample x one KV head
+// over that sample's private copy (context copied in) of length P + D.
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FC_X86 1
+#endif
+
+namespace {
+
+constexpr int kTile = 64;  // cached positions per tile: K+V tile = 2*64*hd*4 bytes (32 KiB at hd=64)
+
+// ---- vector primitives: AVX2+FMA when the CPU has them, plain loops otherwise ----------------
+
+float dot_scalar(const float* a, const float* b, int n) {
+  float s = 0.f;
+  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+void axpy_scalar(float* y, float a, const float* x, int n) {
+  for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+// y[i] = exp(x[i] - m) in place, returns the sum.
+float expsub_scalar(float* x, int n, float m) {
+  float s = 0.f;
+  for (int i = 0; i < n; i++) { x[i] = std::exp(x[i] - m); s += x[i]; }
+  return s;
+}
+
+#ifdef FC_X86
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  float s = hsum256(_mm256_add_ps(s0, s1));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+__attribute__((target("avx2,fma"))) void axpy_avx2(float* y, float a, const float* x, int n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++) y[i] += a * x[i];
+}
+// exp for x <= 0 (softmax arguments): x = k ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2),
+// e^r by its Taylor series to degree 7 (truncation error < 0.35^8/8! ~ 6e-9), 2^k through the exponent bits.
+__attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));  // below this e^x is under FLT_MIN: treat as ~0
+  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+__attribute__((target("avx2,fma"))) float expsub_avx2(float* x, int n, float m) {
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 s = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+    _mm256_storeu_ps(x + i, e);
+    s = _mm256_add_ps(s, e);
+  }
+  float t = hsum256(s);
+  for (; i < n; i++) { x[i] = std::exp(x[i] - m); t += x[i]; }
+  return t;
+}
+#endif
+
+struct Kernels {
+  float (*dot)(const float*, const float*, int);
+  void (*axpy)(float*, float, const float*, int);
+  float (*expsub)(float*, int, float);
+};
+
+Kernels pick_kernels() {
+#ifdef FC_X86
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {dot_avx2, axpy_avx2, expsub_avx2};
+#endif
+  return {dot_scalar, axpy_scalar, expsub_scalar};
+}
+const Kernels K = pick_kernels();
+
+// ---- the one loop -------------------------------------------------------------------------
+
+// Per-thread scratch, grown on first use and then reused: no allocation per decode step.
+struct Scratch {
+  std::vector<float> q, s, m, l, acc;
+  void reserve(int R, int hd) {
+    if ((int64_t)q.size() < (int64_t)R * hd) { q.resize((size_t)R * hd); acc.resize((size_t)R * hd); }
+    if ((int64_t)s.size() < (int64_t)R * kTile) s.resize((size_t)R * kTile);
+    if ((int)m.size() < R) { m.resize(R); l.resize(R); }
+  }
+  void start(int R, int hd) {
+    std::fill(m.begin(), m.begin() + R, -std::numeric_limits<float>::infinity());
+    std::fill(l.begin(), l.begin() + R, 0.f);
+    std::fill(acc.begin(), acc.begin() + (size_t)R * hd, 0.f);
+  }
+};
+thread_local Scratch tls;
+
+// Rows [r0, r0+R) of the scratch's Q attend positions [0, npos) of one head's K/V ([pos][hd]).
+// limit (optional): row r may only see positions < limit[r] (causal prefill).
+void attend(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos, const int64_t* limit) {
+  for (int64_t t0 = 0; t0 < npos; t0 += kTile) {
+    const int T = (int)std::min<int64_t>(kTile, npos - t0);
+    const float* kt = k + t0 * hd;
+    const float* vt = v + t0 * hd;
+    for (int r = r0; r < r0 + R; r++) {
+      int c = T;  // positions of this tile row r may see
+      if (limit) c = (int)std::max<int64_t>(0, std::min<int64_t>(T, limit[r - r0] - t0));
+      if (c == 0) continue;
+      const float* qr = w.q.data() + (size_t)r * hd;
+      float* sr = w.s.data();  // one row of scores at a time keeps it in L1
+      float tmax = -std::numeric_limits<float>::infinity();
+      for (int t = 0; t < c; t++) { sr[t] = K.dot(qr, kt + (size_t)t * hd, hd); tmax = std::max(tmax, sr[t]); }
+      float* ar = w.acc.data() + (size_t)r * hd;
+      if (tmax > w.m[r]) {  // new maximum: rescale what this row has summed so far
+        const float c_old = std::exp(w.m[r] - tmax);  // exp(-inf) = 0 on the first tile
+        if (w.l[r] != 0.f) { for (int i = 0; i < hd; i++) ar[i] *= c_old; }
+        w.l[r] *= c_old;
+        w.m[r] = tmax;
+      }
+      w.l[r] += K.expsub(sr, c, w.m[r]);
+      for (int t = 0; t < c; t++) K.axpy(ar, sr[t], vt + (size_t)t * hd, hd);
+    }
+  }
+}
+
+// out row = acc / l.
+void finish(const Scratch& w, int r, int hd, float* out) {
+  const float inv = 1.f / w.l[r];
+  const float* ar = w.acc.data() + (size_t)r * hd;
+  for (int i = 0; i < hd; i++) out[i] = ar[i] * inv;
+}
+
+}  // namespace
+
+void attention_bifurcated_slots(const AttnShape& s, const int* slot_of, const int* d_of, const float* q,
+                                const float* kc, const float* vc, const float* kd, const float* vd, float* out,
+                                ThreadPool& pool) {
+  const int g = s.n_head / s.n_kv, hd = s.hd;
+  // Samples per work item: as many as possible (every one shares each context tile) while leaving
+  // about two items per thread for balance.
+  const int items_wanted = 2 * pool.size();
+  int chunk = std::max(1, (s.n * s.n_kv + items_wanted - 1) / items_wanted);
+  chunk = std::min(chunk, s.n);
+  const int n_chunks = (s.n + chunk - 1) / chunk;
+  pool.parallel_for((int64_t)s.n_kv * n_chunks, [&](int64_t b, int64_t e) {
+    Scratch& w = tls;
+    for (int64_t item = b; item < e; item++) {
+      const int h = (int)(item % s.n_kv);
+      const int s0 = (int)(item / s.n_kv) * chunk, s1 = std::min(s.n, s0 + chunk);
+      const int R = (s1 - s0) * g;
+      w.reserve(R, hd);
+      w.start(R, hd);
+      // Gather the group's query rows [sample][head in group][hd], scaled.
+      for (int i = s0; i < s1; i++)
+        for (int j = 0; j < g; j++) {
+          const float* src = q + ((int64_t)i * s.n_head + (int64_t)h * g + j) * hd;
+          float* dst = w.q.data() + ((size_t)(i - s0) * g + j) * hd;
+          for (int t = 0; t < hd; t++) dst[t] = src[t] * s.scale;
+        }
+      // Context part: all R rows against the shared cache, read once for this chunk.
+      attend(w, 0, R, hd, kc + (int64_t)h * s.ctx_stride * hd, vc + (int64_t)h * s.ctx_stride * hd, s.P, nullptr);
+      // Decode part: each sample's rows against its own cache.
+      for (int i = s0; i < s1; i++) {
+        const int64_t base = (int64_t)(slot_of ? slot_of[i] : i) * s.dec_sample_stride + (int64_t)h * s.dec_stride * hd;
+        attend(w, (i - s0) * g, g, hd, kd + base, vd + base, d_of ? d_of[i] : s.D, nullptr);
+      }
+      for (int i = s0; i < s1; i++)
+        for (int j = 0; j < g; j++)
+          finish(w, (i - s0) * g + j, hd, out + ((int64_t)i * s.n_head + (int64_t)h * g + j) * hd);
+    }
+  });
+}
+
+void attention_bifurcated(const AttnShape& s, const float* q, const float* kc, const float* vc, const float* kd,
+                          const float* vd, float* out, ThreadPool& pool) {
+  attention_bifurcated_slots(s, nullptr, nullptr, q, kc, vc, kd, vd, out, pool);
+}
+
+void attention_replicated_slots(const AttnShape& s, const int* slot_of, const int* d_of, int64_t rep_stride,
+                                int64_t rep_sample_stride, const float* q, const float* k, const float* v, float* out,
+                                ThreadPool& pool) {
+  const int g = s.n_head / s.n_kv, hd = s.hd;
+  pool.parallel_for((int64_t)s.n * s.n_kv, [&](int64_t b, int64_t e) {
+    Scratch& w = tls;
+    w.reserve(g, hd);
+    for (int64_t item = b; item < e; item++) {
+      const int i = (int)(item / s.n_kv), h = (int)(item % s.n_kv);
+      w.start(g, hd);
+      for (int j = 0; j < g; j++) {
+        const float* src = q + ((int64_t)i * s.n_head + (int64_t)h * g + j) * hd;
+        for (int t = 0; t < hd; t++) w.q[(size_t)j * hd + t] = src[t] * s.scale;
+      }
+      const int64_t base = (int64_t)(slot_of ? slot_of[i] : i) * rep_sample_stride + (int64_t)h * rep_stride * hd;
+      attend(w, 0, g, hd, k + base, v + base, (int64_t)s.P + (d_of ? d_of[i] : s.D), nullptr);
+      for (int j = 0; j < g; j++) finish(w, j, hd, out + ((int64_t)i * s.n_head + (int64_t)h * g + j) * hd);
+    }
+  });
+}
+
+void attention_replicated(const AttnShape& s, int64_t rep_stride, int64_t rep_sample_stride, const float* q,
+                          const float* k, const float* v, float* out, ThreadPool& pool) {
+  attention_replicated_slots(s, nullptr, nullptr, rep_stride, rep_sample_stride, q, k, v, out, pool);
+}
+
+void attention_prefill(int T, int p0, int n_head, int n_kv, int hd, int64_t stride, float scale, const float* q,
+                       const float* k, const float* v, float* out, ThreadPool& pool) {
+  const int g = n_head / n_kv;
+  constexpr int kTokens = 16;  // query tokens per item: their g*16 rows share each K/V tile
+  const int n_chunks = (T + kTokens - 1) / kTokens;
+  pool.parallel_for((int64_t)n_kv * n_chunks, [&](int64_t b, int64_t e) {
+    Scratch& w = tls;
+    int64_t limit[kTokens * 64];
+    for (int64_t item = b; item < e; item++) {
+      const int h = (int)(item % n_kv);
+      const int t0 = (int)(item / n_kv) * kTokens, t1 = std::min(T, t0 + kTokens);
+      // Rows in groups of at most 64 heads so the limit array stays on the stack.
+      for (int j0 = 0; j0 < g; j0 += 64) {
+        const int gj = std::min(64, g - j0);
+        const int R = (t1 - t0) * gj;
+        w.reserve(R, hd);
+        w.start(R, hd);
+        for (int t = t0; t < t1; t++)
+          for (int j = 0; j < gj; j++) {
+            const float* src = q + ((int64_t)t * n_head + (int64_t)h * g + j0 + j) * hd;
+            const int r = (t - t0) * gj + j;
+            for (int x = 0; x < hd; x++) w.q[(size_t)r * hd + x] = src[x] * scale;
+            limit[r] = (int64_t)p0 + t + 1;  // causal: token t sees positions 0..p0+t
+          }
+        attend(w, 0, R, hd, k + (int64_t)h * stride * hd, v + (int64_t)h * stride * hd, (int64_t)p0 + t1, limit);
+        for (int t = t0; t < t1; t++)
+          for (int j = 0; j < gj; j++)
+            finish(w, (t - t0) * gj + j, hd, out + ((int64_t)t * n_head + (int64_t)h * g + j0 + j) * hd);
+      }
+    }
+  });
+}
