@@ -207,7 +207,7 @@ export class Tokenizer {
     const all = new Uint8Array(total);
     let o = 0;
     for (const p of parts) { all.set(p, o); o += p.length; }
-    return new TextDecoder('utf-8').decode(all);
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(all); // a leading U+FEFF is text too
   }
 
   /** The raw bytes token `id` stands for (may be part of a UTF-8 character); empty for control tokens. */
