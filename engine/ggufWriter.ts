@@ -9,8 +9,11 @@ export interface GGUFWriteTensor {
   name: string;
   dims: number[]; // ne0 first
   type: number; // ggml type id
-  /** The tensor's bytes, or a function producing them when the writer reaches this tensor. */
-  data: Uint8Array | (() => Uint8Array);
+  /**
+   * The tensor's bytes, or a function called when the writer reaches this tensor that returns them
+   * whole or as consecutive chunks (so even one large tensor need not sit in memory at once).
+   */
+  data: Uint8Array | (() => Uint8Array | Iterable<Uint8Array>);
 }
 
 export interface GGUFWriteSpec {
@@ -165,10 +168,16 @@ export function writeGGUF(path: string, spec: GGUFWriteSpec): number {
     spec.tensors.forEach((t, i) => {
       padTo(alignUp(pos, alignment));
       const data = typeof t.data === 'function' ? t.data() : t.data;
-      if (data.length !== sizes[i]) {
-        throw new GGUFError(`writeGGUF: tensor "${t.name}" (${ggmlTypeName(t.type)} ${t.dims.join('x')}) needs ${sizes[i]} bytes, got ${data.length}`);
+      const chunks = data instanceof Uint8Array ? [data] : data;
+      let written = 0;
+      const wrongSize = (got: string) => new GGUFError(
+        `writeGGUF: tensor "${t.name}" (${ggmlTypeName(t.type)} ${t.dims.join('x')}) needs ${sizes[i]} bytes, got ${got}`);
+      for (const chunk of chunks) {
+        written += chunk.length;
+        if (written > sizes[i]) throw wrongSize(`more`);
+        put(chunk);
       }
-      put(data);
+      if (written !== sizes[i]) throw wrongSize(`${written}`);
     });
     closeSync(fd);
     return pos;
