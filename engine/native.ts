@@ -1,6 +1,7 @@
 // The native addon's surface, typed, and the one place that loads it. Everything heavy (the forward
 // pass, matmuls, attention) lives in native/; JavaScript decides what to compute.
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 /** A weight tensor inside the mapped file: byte offset of its data, ggml type id, ne0 = row length, ne1 = rows. */
@@ -43,6 +44,7 @@ export interface ModelSpec {
   rope: 'none' | 'norm' | 'neox'; // 'norm' = llama.cpp's adjacent-pair layout, 'neox' = half split
   rope_base: number;
   rope_scale: number; // linear scaling factor (positions are divided by it); 1 = none
+  rope_dim?: number; // leading dims of each head that rotate (default head_dim)
   mlp: 'swiglu' | 'gelu';
   token_embd: TensorRef;
   position_embd?: TensorRef;
@@ -112,6 +114,10 @@ export interface Addon {
   matmul(type: number, w: Uint8Array, ne0: number, ne1: number, x: Float32Array, n: number, threads: number): Float32Array;
   /** The decode attention kernels on explicit inputs (tests and benchmarks). Returns [n][n_head][hd]. */
   attention(args: AttentionTestArgs): Float32Array;
+  /** Benchmark: best-of-`iters` seconds for one call of the attention kernel alone (inputs prepared outside the timing). */
+  attentionBench(args: AttentionTestArgs, iters: number): number;
+  /** Benchmark: memory read bandwidth in bytes/second, reading a `bytes`-sized array with `threads` threads (best of iters). */
+  readBandwidth(bytes: number, threads: number, iters: number): number;
 }
 
 let cached: Addon | undefined;
@@ -127,7 +133,8 @@ export function loadAddon(): Addon {
   ];
   const found = candidates.find((p) => existsSync(p));
   if (!found) throw new Error(`Forkcast native addon not found (looked in ${candidates.join(', ')}); run "npm run build"`);
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  cached = require(found) as Addon;
+  // createRequire works the same in the esbuild CJS bundle and under vitest's vite-node, where a
+  // bare `require` of a computed path is not guaranteed to exist.
+  cached = createRequire(join(__dirname, 'noop.js'))(found) as Addon;
   return cached;
 }
