@@ -8,6 +8,7 @@
 //    until no adjacent pair has a rank.
 //  - Llama-3-style vocabularies ("ignore_merges") emit a whole word that is itself a token directly.
 //  - A final piece missing from the vocabulary falls back to its single characters (bytes).
+import { PairHeap } from './heap';
 import type { PreTokenizer } from './pretokenizers';
 
 // ---- GPT-2 byte <-> unicode table ------------------------------------------------------------------
@@ -59,46 +60,6 @@ export function byteLevelDecode(token: string): Uint8Array {
 
 // ---- merging ------------------------------------------------------------------------------------------
 
-/** Min-heap of candidate merges ordered by (rank, left position): the pair HF and llama.cpp merge next. */
-class MergeHeap {
-  private rank: number[] = [];
-  private left: number[] = [];
-  private text: string[] = [];
-  get size() { return this.rank.length; }
-  private less(i: number, j: number) {
-    return this.rank[i] < this.rank[j] || (this.rank[i] === this.rank[j] && this.left[i] < this.left[j]);
-  }
-  private swap(i: number, j: number) {
-    [this.rank[i], this.rank[j]] = [this.rank[j], this.rank[i]];
-    [this.left[i], this.left[j]] = [this.left[j], this.left[i]];
-    [this.text[i], this.text[j]] = [this.text[j], this.text[i]];
-  }
-  push(rank: number, left: number, text: string) {
-    this.rank.push(rank); this.left.push(left); this.text.push(text);
-    for (let i = this.rank.length - 1; i > 0;) {
-      const p = (i - 1) >> 1;
-      if (!this.less(i, p)) break;
-      this.swap(i, p); i = p;
-    }
-  }
-  /** Removes the top; returns its left position and the merged text it expects. */
-  pop(): { left: number; text: string } {
-    const top = { left: this.left[0], text: this.text[0] };
-    const last = this.rank.length - 1;
-    this.swap(0, last);
-    this.rank.pop(); this.left.pop(); this.text.pop();
-    for (let i = 0; ;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < last && this.less(l, m)) m = l;
-      if (r < last && this.less(r, m)) m = r;
-      if (m === i) break;
-      this.swap(i, m); i = m;
-    }
-    return top;
-  }
-}
-
 export interface BpeVocab {
   toId: Map<string, number>;
 }
@@ -109,6 +70,7 @@ export class BpeEncoder {
   /** "left right" -> rank (the merge's index in tokenizer.ggml.merges; the first occurrence wins). */
   private readonly ranks = new Map<string, number>();
   private cache = new Map<string, number[]>();
+  private readonly heap = new PairHeap();
 
   constructor(private readonly vocab: BpeVocab, merges: string[], private readonly pre: PreTokenizer) {
     for (let i = 0; i < merges.length; i++) {
@@ -146,18 +108,22 @@ export class BpeEncoder {
     const n = sym.length;
     const prev = new Int32Array(n), next = new Int32Array(n);
     for (let i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; }
-    const heap = new MergeHeap();
+    const heap = this.heap;
+    heap.clear();
     const consider = (l: number, r: number) => {
       if (l < 0 || r < 0) return;
       const rank = this.ranks.get(sym[l] + ' ' + sym[r]);
-      if (rank !== undefined) heap.push(rank, l, sym[l] + sym[r]);
+      if (rank !== undefined) heap.push(rank, l, sym[l].length + sym[r].length);
     };
     for (let i = 0; i + 1 < n; i++) consider(i, i + 1);
     while (heap.size > 0) {
-      const { left, text } = heap.pop();
+      heap.pop();
+      const left = heap.topLeft;
       const right = next[left];
-      if (sym[left] === '' || right < 0 || sym[left] + sym[right] !== text) continue; // stale entry
-      sym[left] = text;
+      // Stale when either side changed since the entry was made: lengths only grow, so a changed pair
+      // can never add up to the remembered length again.
+      if (sym[left] === '' || right < 0 || sym[left].length + sym[right].length !== heap.topLen) continue;
+      sym[left] += sym[right];
       sym[right] = '';
       next[left] = next[right];
       if (next[right] >= 0) prev[next[right]] = left;

@@ -9,6 +9,8 @@
 //  - A final symbol that is not a piece (only single code points can be such) is written as its UTF-8
 //    bytes through the byte tokens `<0xAB>` ("byte fallback").
 
+import { PairHeap } from './heap';
+
 export interface SpmVocab {
   toId: Map<string, number>;
   scores: Float32Array;
@@ -17,44 +19,7 @@ export interface SpmVocab {
 
 export const SPACE = '\u2581';
 
-/** Max-heap of candidate merges ordered by (score desc, left position asc). */
-class ScoreHeap {
-  private score: number[] = [];
-  private left: number[] = [];
-  private len: number[] = [];
-  get size() { return this.score.length; }
-  private better(i: number, j: number) {
-    return this.score[i] > this.score[j] || (this.score[i] === this.score[j] && this.left[i] < this.left[j]);
-  }
-  private swap(i: number, j: number) {
-    let t = this.score[i]; this.score[i] = this.score[j]; this.score[j] = t;
-    t = this.left[i]; this.left[i] = this.left[j]; this.left[j] = t;
-    t = this.len[i]; this.len[i] = this.len[j]; this.len[j] = t;
-  }
-  push(score: number, left: number, len: number) {
-    this.score.push(score); this.left.push(left); this.len.push(len);
-    for (let i = this.score.length - 1; i > 0;) {
-      const p = (i - 1) >> 1;
-      if (!this.better(i, p)) break;
-      this.swap(i, p); i = p;
-    }
-  }
-  pop(): { left: number; len: number } {
-    const top = { left: this.left[0], len: this.len[0] };
-    const last = this.score.length - 1;
-    this.swap(0, last);
-    this.score.pop(); this.left.pop(); this.len.pop();
-    for (let i = 0; ;) {
-      const l = 2 * i + 1, r = l + 1;
-      let m = i;
-      if (l < last && this.better(l, m)) m = l;
-      if (r < last && this.better(r, m)) m = r;
-      if (m === i) break;
-      this.swap(i, m); i = m;
-    }
-    return top;
-  }
-}
+const heap = new PairHeap(); // reused: encoding is synchronous
 
 /** Appends the ids of `text` (already '▁'-escaped, prefix space included by the caller) to `out`. */
 export function spmEncode(vocab: SpmVocab, text: string, out: number[]): void {
@@ -63,16 +28,17 @@ export function spmEncode(vocab: SpmVocab, text: string, out: number[]): void {
   if (n === 0) return;
   const prev = new Int32Array(n), next = new Int32Array(n);
   for (let i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; }
-  const heap = new ScoreHeap();
+  heap.clear();
   const consider = (l: number, r: number) => {
     if (l < 0 || r < 0) return;
     const piece = sym[l] + sym[r];
     const id = vocab.toId.get(piece);
-    if (id !== undefined) heap.push(vocab.scores[id], l, piece.length);
+    if (id !== undefined) heap.push(-vocab.scores[id], l, piece.length); // highest score first
   };
   for (let i = 0; i + 1 < n; i++) consider(i, i + 1);
   while (heap.size > 0) {
-    const { left, len } = heap.pop();
+    heap.pop();
+    const left = heap.topLeft, len = heap.topLen;
     const right = next[left];
     // Stale when either side was merged since (its length changed or it is gone).
     if (sym[left] === '' || right < 0 || sym[left].length + sym[right].length !== len) continue;
