@@ -1,0 +1,132 @@
+// The decode attention kernels (bifurcated and the replicated baseline) against a naive float64
+// reference of ordinary attention over the concatenated KV [context ; sample's decode part], on fresh
+// random inputs, for MHA, GQA and MQA, odd sizes. Error per output row is normwise relative:
+// max_i |out_i - ref_i| / max_i |ref_i|; the worst row over the sweep is printed and must stay < 1e-5.
+import { describe, expect, test } from 'vitest';
+import { loadAddon, type AttentionMode, type AttentionTestArgs } from '../../engine/native';
+
+const addon = loadAddon();
+
+// Box-Muller normals from a seeded xorshift, so a failure can be replayed from the printed seed.
+function rng(seed: number) {
+  let s = seed >>> 0 || 1;
+  const u = () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return (s + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+}
+const SEED = (Date.now() ^ (process.pid << 8)) >>> 0;
+const normal = rng(SEED);
+function randn(len: number, scale = 1): Float32Array {
+  const a = new Float32Array(len);
+  for (let i = 0; i < len; i++) a[i] = normal() * scale;
+  return a;
+}
+
+function makeArgs(n: number, n_head: number, n_kv: number, hd: number, P: number, D: number): Omit<AttentionTestArgs, 'mode'> {
+  return {
+    n, n_head, n_kv, hd, P, D, threads: 2,
+    // Queries scaled up so some softmaxes are sharply peaked (tests the max handling), others flat.
+    q: randn(n * n_head * hd, 2),
+    kc: randn(n_kv * P * hd), vc: randn(n_kv * P * hd),
+    kd: randn(n * n_kv * D * hd), vd: randn(n * n_kv * D * hd),
+  };
+}
+
+/** softmax(q K^T / sqrt(hd)) V over [context; decode] for every sample and head, in float64. */
+function reference(a: Omit<AttentionTestArgs, 'mode'>): Float64Array {
+  const { n, n_head, n_kv, hd, P, D } = a;
+  const g = n_head / n_kv, scale = 1 / Math.sqrt(hd);
+  const out = new Float64Array(n * n_head * hd);
+  const s = new Float64Array(P + D);
+  for (let i = 0; i < n; i++)
+    for (let h = 0; h < n_head; h++) {
+      const kvh = Math.floor(h / g), qo = (i * n_head + h) * hd;
+      const key = (t: number) => (t < P ? [a.kc, (kvh * P + t) * hd] : [a.kd, ((i * n_kv + kvh) * D + t - P) * hd]) as [Float32Array, number];
+      const val = (t: number) => (t < P ? [a.vc, (kvh * P + t) * hd] : [a.vd, ((i * n_kv + kvh) * D + t - P) * hd]) as [Float32Array, number];
+      let m = -Infinity;
+      for (let t = 0; t < P + D; t++) {
+        const [K, o] = key(t);
+        let d = 0;
+        for (let x = 0; x < hd; x++) d += a.q[qo + x] * K[o + x];
+        s[t] = d * scale;
+        m = Math.max(m, s[t]);
+      }
+      let l = 0;
+      for (let t = 0; t < P + D; t++) { s[t] = Math.exp(s[t] - m); l += s[t]; }
+      for (let t = 0; t < P + D; t++) {
+        const [V, o] = val(t);
+        const w = s[t] / l;
+        for (let x = 0; x < hd; x++) out[qo + x] += w * V[o + x];
+      }
+    }
+  return out;
+}
+
+/** Worst normwise relative error over output rows (one row = one sample's one head). */
+function maxRelError(got: Float32Array, ref: Float64Array, hd: number): number {
+  let worst = 0;
+  for (let r = 0; r < ref.length / hd; r++) {
+    let num = 0, den = 0;
+    for (let x = 0; x < hd; x++) {
+      num = Math.max(num, Math.abs(got[r * hd + x] - ref[r * hd + x]));
+      den = Math.max(den, Math.abs(ref[r * hd + x]));
+    }
+    worst = Math.max(worst, num / den);
+  }
+  return worst;
+}
+
+// Shapes: head counts of MHA, GQA (4 query heads per KV head) and MQA; head dims that are not
+// multiples of the SIMD width as well as ones that are.
+const SHAPES = [
+  { name: 'MHA', n_head: 4, n_kv: 4, hd: 16 },
+  { name: 'GQA', n_head: 8, n_kv: 2, hd: 36 },
+  { name: 'MQA', n_head: 6, n_kv: 1, hd: 64 },
+];
+const CONTEXTS = [1, 7, 1000];
+const DECODES = [0, 1, 5, 33];
+const SAMPLES = [1, 3, 16, 64];
+
+describe('decode attention vs float64 reference over the concatenated KV', () => {
+  console.log(`[attention] random seed ${SEED}`);
+  for (const mode of ['bifurcated', 'replicated'] as AttentionMode[]) {
+    test(`${mode}: MHA/GQA/MQA, context ${CONTEXTS.join('/')}, decode ${DECODES.join('/')}, n ${SAMPLES.join('/')}`, () => {
+      const worst: Record<string, number> = {};
+      let cases = 0;
+      for (const sh of SHAPES)
+        for (const P of CONTEXTS)
+          for (const D of DECODES)
+            for (const n of SAMPLES) {
+              if (n === 64 && P === 1000 && D === 33 && sh.name !== 'MQA') continue; // keep the sweep to seconds
+              const args = makeArgs(n, sh.n_head, sh.n_kv, sh.hd, P, D);
+              const got = addon.attention({ ...args, mode });
+              const e = maxRelError(got, reference(args), sh.hd);
+              worst[sh.name] = Math.max(worst[sh.name] ?? 0, e);
+              cases++;
+              if (!(e < 1e-5)) throw new Error(`${mode} ${sh.name} n=${n} P=${P} D=${D}: max relative error ${e}`);
+            }
+      console.log(`[attention] ${mode}: ${cases} cases, max relative error per shape`, worst);
+      for (const e of Object.values(worst)) expect(e).toBeLessThan(1e-5);
+    });
+  }
+
+  test('bifurcated and replicated agree on the same inputs (GQA, n=16, context 300, decode 9)', () => {
+    const args = makeArgs(16, 14, 2, 64, 300, 9);
+    const b = addon.attention({ ...args, mode: 'bifurcated' });
+    const r = addon.attention({ ...args, mode: 'replicated' });
+    const ref = reference(args);
+    const eb = maxRelError(b, ref, 64), er = maxRelError(r, ref, 64);
+    console.log(`[attention] Qwen-like GQA: bifurcated ${eb.toExponential(2)}, replicated ${er.toExponential(2)}`);
+    expect(eb).toBeLessThan(1e-5);
+    expect(er).toBeLessThan(1e-5);
+  });
+
+  test('bad arguments give clear errors, not crashes', () => {
+    const args = makeArgs(2, 4, 2, 16, 5, 1);
+    expect(() => addon.attention({ ...args, mode: 'bifurcated', kc: new Float32Array(3) })).toThrow(/kc has 3 floats/);
+    expect(() => addon.attention({ ...args, mode: 'bifurcated', n_kv: 3 })).toThrow(/multiple of n_kv/);
+    expect(() => addon.attention({ ...args, mode: 'sideways' as AttentionMode })).toThrow(/mode/);
+  });
+});
