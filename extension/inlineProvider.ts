@@ -1,0 +1,143 @@
+// Ghost text: one InlineCompletionItemProvider for every language.
+// Path of a keystroke: cache (exact prompt or typing-through) → debounce → newest request wins
+// (the previous one is cancelled, which reaches the engine as $/cancelRequest) → the engine's ranked
+// candidates, shaped to the line, all returned best first so Alt+] / Alt+[ cycle through them.
+import * as vscode from 'vscode';
+import { CancellationTokenSource } from 'vscode-jsonrpc/node';
+import { CompletionCache } from './completionCache';
+import { shapeCandidate, wantsMultiLine } from './completionShape';
+import { EngineClient, EngineError } from './engineClient';
+import { Log } from './log';
+import { cutWindows } from './promptWindows';
+import { ForkcastSettings } from './settingsSchema';
+import type { CompleteResult } from '../engine/protocol';
+
+export interface CompletionEvent {
+  uri: string;
+  line: number;
+  character: number;
+  items: string[];
+  source: 'engine' | 'cache';
+  latencyMs: number;
+  result?: CompleteResult;
+}
+
+/** Lines around the cursor the single/multi-line rule looks at (it needs the block, not the file). */
+const RULE_LINES = 60;
+
+export class InlineProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
+  private readonly cache = new CompletionCache(64);
+  private current?: CancellationTokenSource;
+  private seq = 0;
+  private readonly completed = new vscode.EventEmitter<CompletionEvent>();
+  readonly onDidComplete = this.completed.event;
+
+  constructor(
+    private readonly engine: EngineClient,
+    private readonly settings: () => ForkcastSettings,
+    private readonly log: Log,
+    private readonly onTimings: (ms: number, r: CompleteResult) => void,
+  ) {}
+
+  clearCache() { this.cache.clear(); }
+
+  async provideInlineCompletionItems(
+    doc: vscode.TextDocument,
+    pos: vscode.Position,
+    ctx: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.InlineCompletionItem[] | undefined> {
+    const id = ++this.seq;
+    const s = this.settings();
+    const skip = (why: string) => { this.log('info', `#${id} no completion: ${why}`); return undefined; };
+    if (!s.enable) return skip('disabled (forkcast.enable)');
+    if (ctx.selectedCompletionInfo) return skip('the suggest widget is open');
+    const t0 = performance.now();
+    const text = doc.getText();
+    const { prefix, suffix } = cutWindows(text, doc.offsetAt(pos), s.contextTokens);
+    const lineSuffix = doc.lineAt(pos.line).text.slice(pos.character);
+
+    const hit = this.cache.get(prefix, suffix);
+    if (hit) {
+      const items = hit.candidates.map((c) => c.text);
+      this.log('info', `#${id} ${hit.typed ? `typing-through (${hit.typed} chars typed)` : 'cache hit'}: ${items.length} candidates`);
+      this.completed.fire({ uri: doc.uri.toString(), line: pos.line, character: pos.character, items, source: 'cache', latencyMs: performance.now() - t0 });
+      return items.map((t) => new vscode.InlineCompletionItem(t, new vscode.Range(pos, pos)));
+    }
+
+    if (ctx.triggerKind === vscode.InlineCompletionTriggerKind.Automatic && s.debounceMs > 0) {
+      if (await sleep(s.debounceMs, token)) return skip('typing went on (debounce)');
+    }
+    if (token.isCancellationRequested) return skip('cancelled before the request');
+
+    // Newest wins: the engine should not keep working for a cursor position that is gone.
+    this.current?.cancel();
+    const cts = new CancellationTokenSource();
+    this.current = cts;
+    const sub = token.onCancellationRequested(() => cts.cancel());
+
+    const first = Math.max(0, pos.line - RULE_LINES);
+    const lines: string[] = [];
+    for (let i = first; i < Math.min(doc.lineCount, pos.line + RULE_LINES); i++) lines.push(doc.lineAt(i).text);
+    const editor = vscode.window.visibleTextEditors.find((e) => e.document === doc);
+    const tabSize = typeof editor?.options.tabSize === 'number' ? editor.options.tabSize : 4;
+    const insertSpaces = editor ? editor.options.insertSpaces !== false : true;
+    const singleLine = !wantsMultiLine(lines, pos.line - first, pos.character, tabSize);
+
+    const tReq = performance.now();
+    let result: CompleteResult;
+    try {
+      result = await this.engine.complete(
+        { prefix, suffix, n: s.candidates, maxTokens: s.maxTokens, temperature: s.temperature, topP: s.topP, singleLine, contextTokens: s.contextTokens },
+        cts.token,
+        15_000,
+      );
+    } catch (e) {
+      const err = e as EngineError;
+      if (err.code === 'cancelled') return skip('cancelled (newer keystroke)');
+      this.log(err.code === 'dead' ? 'warn' : 'error', `#${id} request failed: ${err.message}`);
+      return undefined;
+    } finally {
+      sub.dispose();
+      if (this.current === cts) this.current = undefined;
+      cts.dispose();
+    }
+    const ms = performance.now() - tReq;
+    this.onTimings(ms, result);
+
+    const seen = new Set<string>();
+    const shaped = [];
+    for (const c of result.candidates) {
+      const t = shapeCandidate(c.text, { singleLine, lineSuffix, style: { insertSpaces, tabSize } });
+      if (!t || seen.has(t)) continue;
+      seen.add(t);
+      shaped.push({ text: t, score: c.score, count: c.count });
+    }
+    this.cache.put(prefix, suffix, shaped);
+    const tm = result.timings;
+    this.log(
+      'info',
+      `#${id} ${doc.languageId} ${pos.line + 1}:${pos.character + 1} ${singleLine ? 'single-line' : 'multi-line'} n=${s.candidates}: ` +
+        `${shaped.length} shown of ${result.candidates.length} in ${ms.toFixed(0)} ms ` +
+        `(prompt ${tm.prompt_tokens} tok, ${tm.reused_tokens} reused, prefill ${tm.prefill_ms.toFixed(0)} ms; ` +
+        `${tm.generated_tokens} tok in ${tm.decode_ms.toFixed(0)} ms)`,
+    );
+    const items = shaped.map((c) => c.text);
+    this.completed.fire({ uri: doc.uri.toString(), line: pos.line, character: pos.character, items, source: 'engine', latencyMs: performance.now() - t0, result });
+    if (token.isCancellationRequested) return skip('cancelled after the answer (kept in the cache)');
+    return items.map((t) => new vscode.InlineCompletionItem(t, new vscode.Range(pos, pos)));
+  }
+
+  dispose() {
+    this.current?.cancel();
+    this.completed.dispose();
+  }
+}
+
+/** Resolves true if cancelled during the wait. */
+function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { sub.dispose(); resolve(false); }, ms);
+    const sub = token.onCancellationRequested(() => { clearTimeout(t); sub.dispose(); resolve(true); });
+  });
+}
