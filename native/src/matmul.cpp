@@ -1,41 +1,375 @@
-// Matrix products y = x W^T against (possibly quantized) weights, split over output rows.
-// Each weight row is decoded once and dotted with all n activation rows, so the weights are read
-// once per call whatever n is.
+// Matrix products y = x W^T against (possibly quantized) weights.
+//
+// How a call runs:
+//  1. For quantized weights the n activation rows are quantized once to int8 blocks (ActQ8 per 32
+//     for Q8_0/Q4_0, ActQ8K per 256 with sums per 16 for the K-quants), the way integer dot products
+//     need them (as ggml does for its vec_dot kernels). Float weights take the float activations.
+//  2. Output rows are handed out in chunks from an atomic counter (threads that get descheduled on a
+//     shared machine do not hold everyone up). For a chunk, activation rows are walked in tiles that
+//     fit the cache, and a row kernel dots one weight row with up to MAXNB activation rows at once:
+//     every weight block is decoded once per MAXNB rows and read from memory once per call, so n
+//     samples cost about as much weight traffic as one (GEMV for n = 1, small GEMM for a batch,
+//     cache-blocked GEMM for a prompt).
+//  3. Row kernels exist as portable scalar code and as x86 SIMD (AVX2+FMA+F16C, or AVX-512 VL/BW/VNNI),
+//     chosen at run time from the CPU; FORKCAST_NO_SIMD=1 forces the scalar ones.
 #include "matmul.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "quants.h"
 
-static float dot_f32(const float* a, const float* b, int64_t k) {
-  // Four partial sums: shorter dependency chains, and less rounding drift on long rows.
-  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t c = 0;
-  for (; c + 4 <= k; c += 4) {
-    s0 += a[c] * b[c];
-    s1 += a[c + 1] * b[c + 1];
-    s2 += a[c + 2] * b[c + 2];
-    s3 += a[c + 3] * b[c + 3];
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FC_X86 1
+#include <immintrin.h>
+#else
+#define FC_X86 0
+#endif
+
+namespace {
+
+constexpr int MAXNB = 4;  // activation rows per kernel call (accumulators stay in registers)
+
+// Activations for Q8_0/Q4_0 weights: x[j] ~= d * qs[j].
+struct ActQ8 {
+  float d;
+  int8_t qs[32];
+};
+static_assert(sizeof(ActQ8) == 36, "ActQ8 layout");
+
+// Activations for K-quant weights: x[j] ~= d * qs[j]; bsums[s] = sum of qs[16s .. 16s+15].
+struct ActQ8K {
+  float d;
+  int16_t bsums[16];
+  int8_t qs[QK_K];
+};
+static_assert(sizeof(ActQ8K) == 292, "ActQ8K layout");
+
+enum class ActFormat { Float, Q8, Q8K };
+
+ActFormat act_format(int32_t type) {
+  switch (type) {
+    case GGML_Q8_0: case GGML_Q4_0: return ActFormat::Q8;
+    case GGML_Q4_K: case GGML_Q5_K: case GGML_Q6_K: return ActFormat::Q8K;
+    default: return ActFormat::Float;
   }
-  for (; c < k; c++) s0 += a[c] * b[c];
-  return (s0 + s1) + (s2 + s3);
+}
+
+int64_t act_row_bytes(ActFormat f, int64_t K) {
+  switch (f) {
+    case ActFormat::Q8: return K / 32 * (int64_t)sizeof(ActQ8);
+    case ActFormat::Q8K: return K / QK_K * (int64_t)sizeof(ActQ8K);
+    default: return K * (int64_t)sizeof(float);
+  }
+}
+
+// out[i] = dot(weight row w, activation row i at x + i * xs) for i < nb.
+using RowKernel = void (*)(const uint8_t* w, int64_t K, const uint8_t* x, int64_t xs, float* out);
+
+// ---- portable scalar path ----
+
+inline int8_t round_i8(float v) { return (int8_t)std::nearbyint(v); }  // half to even, like cvtps2dq
+
+void quant_act_q8_scalar(const float* x, int64_t K, ActQ8* y) {
+  for (int64_t b = 0; b < K / 32; b++, x += 32) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f, id = amax ? 127.0f / amax : 0.0f;
+    y[b].d = d;
+    for (int j = 0; j < 32; j++) y[b].qs[j] = round_i8(x[j] * id);
+  }
+}
+
+void quant_act_q8K_scalar(const float* x, int64_t K, ActQ8K* y) {
+  for (int64_t b = 0; b < K / QK_K; b++, x += QK_K) {
+    float amax = 0;
+    for (int j = 0; j < QK_K; j++) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f, id = amax ? 127.0f / amax : 0.0f;
+    y[b].d = d;
+    for (int s = 0; s < 16; s++) {
+      int sum = 0;
+      for (int j = 16 * s; j < 16 * s + 16; j++) {
+        y[b].qs[j] = round_i8(x[j] * id);
+        sum += y[b].qs[j];
+      }
+      y[b].bsums[s] = (int16_t)sum;
+    }
+  }
+}
+
+inline int dot_i8(const int8_t* a, const int8_t* b, int n) {
+  int s = 0;
+  for (int j = 0; j < n; j++) s += a[j] * b[j];
+  return s;
+}
+
+template <typename Block>
+void rows_q8_or_q4_0_scalar(const uint8_t* w, int64_t K, const uint8_t* x, int64_t xs, int nb, float* out) {
+  const Block* wb = reinterpret_cast<const Block*>(w);
+  float acc[MAXNB] = {0};
+  for (int64_t b = 0; b < K / 32; b++) {
+    int8_t q[32];
+    if constexpr (sizeof(Block) == sizeof(block_q8_0)) {
+      std::memcpy(q, wb[b].qs, 32);
+    } else {
+      for (int j = 0; j < 16; j++) {
+        q[j] = (int8_t)((wb[b].qs[j] & 0xF) - 8);
+        q[j + 16] = (int8_t)((wb[b].qs[j] >> 4) - 8);
+      }
+    }
+    const float dw = fp16_to_fp32(wb[b].d);
+    for (int i = 0; i < nb; i++) {
+      const ActQ8& a = reinterpret_cast<const ActQ8*>(x + i * xs)[b];
+      acc[i] += dw * a.d * (float)dot_i8(q, a.qs, 32);
+    }
+  }
+  for (int i = 0; i < nb; i++) out[i] = acc[i];
+}
+
+// Q4_K / Q5_K: levels L (0..15 or 0..31) decoded per block, x = d*sc_j*L - dmin*m_j.
+template <bool FIVE>
+void rows_q45_K_scalar(const uint8_t* w, int64_t K, const uint8_t* x, int64_t xs, int nb, float* out) {
+  const int64_t bsz = FIVE ? sizeof(block_q5_K) : sizeof(block_q4_K);
+  float acc[MAXNB] = {0};
+  for (int64_t b = 0; b < K / QK_K; b++) {
+    const uint8_t* blk = w + b * bsz;
+    const block_q4_K* b4 = reinterpret_cast<const block_q4_K*>(blk);
+    const block_q5_K* b5 = reinterpret_cast<const block_q5_K*>(blk);
+    const uint8_t* qs = FIVE ? b5->qs : b4->qs;
+    int8_t L[QK_K];  // 0..31 fits int8
+    for (int c = 0; c < 4; c++)
+      for (int l = 0; l < 32; l++) {
+        int lo = qs[32 * c + l] & 0xF, hi = qs[32 * c + l] >> 4;
+        if (FIVE) {
+          lo |= ((b5->qh[l] >> (2 * c)) & 1) << 4;
+          hi |= ((b5->qh[l] >> (2 * c + 1)) & 1) << 4;
+        }
+        L[64 * c + l] = (int8_t)lo;
+        L[64 * c + 32 + l] = (int8_t)hi;
+      }
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; j++) kquant_scale_min(j, b4->scales, &sc[j], &mn[j]);
+    const float d = fp16_to_fp32(b4->d), dmin = fp16_to_fp32(b4->dmin);
+    for (int i = 0; i < nb; i++) {
+      const ActQ8K& a = reinterpret_cast<const ActQ8K*>(x + i * xs)[b];
+      int sumi = 0, summ = 0;
+      for (int j = 0; j < 8; j++) {
+        sumi += sc[j] * dot_i8(L + 32 * j, a.qs + 32 * j, 32);
+        summ += mn[j] * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+      }
+      acc[i] += d * a.d * (float)sumi - dmin * a.d * (float)summ;
+    }
+  }
+  for (int i = 0; i < nb; i++) out[i] = acc[i];
+}
+
+void rows_q6_K_scalar(const uint8_t* w, int64_t K, const uint8_t* x, int64_t xs, int nb, float* out) {
+  const block_q6_K* wb = reinterpret_cast<const block_q6_K*>(w);
+  float acc[MAXNB] = {0};
+  for (int64_t b = 0; b < K / QK_K; b++) {
+    int8_t L[QK_K];  // signed levels -32..31
+    for (int h = 0; h < 2; h++) {
+      const uint8_t* ql = wb[b].ql + 64 * h;
+      const uint8_t* qh = wb[b].qh + 32 * h;
+      for (int l = 0; l < 32; l++) {
+        L[128 * h + l] = (int8_t)(((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32);
+        L[128 * h + l + 32] = (int8_t)(((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32);
+        L[128 * h + l + 64] = (int8_t)(((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32);
+        L[128 * h + l + 96] = (int8_t)(((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32);
+      }
+    }
+    const float d = fp16_to_fp32(wb[b].d);
+    for (int i = 0; i < nb; i++) {
+      const ActQ8K& a = reinterpret_cast<const ActQ8K*>(x + i * xs)[b];
+      int sumi = 0;
+      for (int s = 0; s < 16; s++) sumi += wb[b].scales[s] * dot_i8(L + 16 * s, a.qs + 16 * s, 16);
+      acc[i] += d * a.d * (float)sumi;
+    }
+  }
+  for (int i = 0; i < nb; i++) out[i] = acc[i];
+}
+
+// Float weights: decode the row (a no-op view for F32), then dot it with each activation row.
+void rows_float_scalar(int32_t type, const uint8_t* w, int64_t K, const uint8_t* x, int64_t xs, int nb, float* out) {
+  thread_local std::vector<float> row;
+  const float* wf = reinterpret_cast<const float*>(w);
+  if (type != GGML_F32) {
+    if ((int64_t)row.size() < K) row.resize(K);
+    dequantize_row(type, w, row.data(), K);
+    wf = row.data();
+  }
+  for (int i = 0; i < nb; i++) {
+    const float* xf = reinterpret_cast<const float*>(x + i * xs);
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four chains: less drift on long rows
+    int64_t c = 0;
+    for (; c + 4 <= K; c += 4) {
+      s0 += wf[c] * xf[c];
+      s1 += wf[c + 1] * xf[c + 1];
+      s2 += wf[c + 2] * xf[c + 2];
+      s3 += wf[c + 3] * xf[c + 3];
+    }
+    for (; c < K; c++) s0 += wf[c] * xf[c];
+    out[i] = (s0 + s1) + (s2 + s3);
+  }
+}
+
+void rows_scalar(int32_t type, const uint8_t* w, int64_t K, const uint8_t* x, int64_t xs, int nb, float* out) {
+  switch (type) {
+    case GGML_Q8_0: rows_q8_or_q4_0_scalar<block_q8_0>(w, K, x, xs, nb, out); return;
+    case GGML_Q4_0: rows_q8_or_q4_0_scalar<block_q4_0>(w, K, x, xs, nb, out); return;
+    case GGML_Q4_K: rows_q45_K_scalar<false>(w, K, x, xs, nb, out); return;
+    case GGML_Q5_K: rows_q45_K_scalar<true>(w, K, x, xs, nb, out); return;
+    case GGML_Q6_K: rows_q6_K_scalar(w, K, x, xs, nb, out); return;
+    default: rows_float_scalar(type, w, K, x, xs, nb, out); return;
+  }
+}
+
+}  // namespace
+
+// ---- x86 SIMD passes (the same source compiled for two targets) ----
+#if FC_X86
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+namespace fc_avx2 {
+#define FC_VNNI 0
+#include "matmul_x86.inc"
+#undef FC_VNNI
+}  // namespace fc_avx2
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+namespace fc_avx512 {
+#define FC_VNNI 1
+#include "matmul_x86.inc"
+#undef FC_VNNI
+}  // namespace fc_avx512
+#pragma GCC pop_options
+#endif
+
+namespace {
+
+enum class Isa { Scalar, Avx2, Avx512 };
+
+Isa cpu_isa() {
+#if FC_X86
+  static const Isa detected = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+      return Isa::Avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return Isa::Avx2;
+    return Isa::Scalar;
+  }();
+  return detected;
+#else
+  return Isa::Scalar;
+#endif
+}
+
+// Read per call (cheap next to a matmul) so tests and benchmarks can compare paths in one process.
+// FORKCAST_NO_SIMD=1 forces scalar; FORKCAST_SIMD=avx2|scalar caps the choice (so the AVX2 kernels
+// are tested on AVX-512 machines too).
+Isa active_isa() {
+  const char* e = std::getenv("FORKCAST_NO_SIMD");
+  if (e && e[0] && std::strcmp(e, "0") != 0) return Isa::Scalar;
+  Isa isa = cpu_isa();
+  const char* cap = std::getenv("FORKCAST_SIMD");
+  if (cap && std::strcmp(cap, "scalar") == 0) isa = Isa::Scalar;
+  if (cap && std::strcmp(cap, "avx2") == 0 && isa == Isa::Avx512) isa = Isa::Avx2;
+  return isa;
+}
+
+void quantize_activations(Isa isa, ActFormat f, const float* x, int64_t K, uint8_t* out) {
+#if FC_X86
+  if (isa == Isa::Avx512) {
+    if (f == ActFormat::Q8) fc_avx512::quant_act_q8(x, K, reinterpret_cast<ActQ8*>(out));
+    else fc_avx512::quant_act_q8K(x, K, reinterpret_cast<ActQ8K*>(out));
+    return;
+  }
+  if (isa == Isa::Avx2) {
+    if (f == ActFormat::Q8) fc_avx2::quant_act_q8(x, K, reinterpret_cast<ActQ8*>(out));
+    else fc_avx2::quant_act_q8K(x, K, reinterpret_cast<ActQ8K*>(out));
+    return;
+  }
+#endif
+  (void)isa;
+  if (f == ActFormat::Q8) quant_act_q8_scalar(x, K, reinterpret_cast<ActQ8*>(out));
+  else quant_act_q8K_scalar(x, K, reinterpret_cast<ActQ8K*>(out));
+}
+
+}  // namespace
+
+const char* matmul_isa() {
+  switch (active_isa()) {
+    case Isa::Avx512: return "avx512vnni";
+    case Isa::Avx2: return "avx2";
+    default: return "scalar";
+  }
 }
 
 void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool) {
   const int64_t K = W.ne0, M = W.ne1;
+  const int64_t bs = ggml_block_size(W.type);
+  if (bs == 0) throw std::invalid_argument(std::string("matmul: unsupported weight type ") + std::to_string(W.type));
+  if (K <= 0 || M <= 0 || K % bs != 0)
+    throw std::invalid_argument(std::string("matmul: ") + ggml_type_name(W.type) + " row length " + std::to_string(K) +
+                                " is not a positive multiple of " + std::to_string(bs));
+  if (n <= 0) return;
+  const Isa isa = active_isa();
   const int64_t rs = ggml_row_size(W.type, K);
-  pool.parallel_for(M, [&](int64_t r0, int64_t r1) {
-    thread_local std::vector<float> row;
-    if (W.type != GGML_F32 && (int64_t)row.size() < K) row.resize(K);
-    for (int64_t r = r0; r < r1; r++) {
-      const float* w;
-      if (W.type == GGML_F32) {
-        w = reinterpret_cast<const float*>(W.data + r * rs);
-      } else {
-        dequantize_row(W.type, W.data + r * rs, row.data(), K);
-        w = row.data();
+  const ActFormat af = act_format(W.type);
+
+  // 1. activations, quantized once for all output rows; the buffer belongs to the calling thread and
+  //    only grows, so the decode loop does not allocate after its first step.
+  const uint8_t* xa = reinterpret_cast<const uint8_t*>(x);
+  const int64_t xs = act_row_bytes(af, K);
+  if (af != ActFormat::Float) {
+    thread_local std::vector<uint8_t> scratch;
+    if ((int64_t)scratch.size() < n * xs) scratch.resize(n * xs);
+    uint8_t* q = scratch.data();
+    auto quant_rows = [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; i++) quantize_activations(isa, af, x + i * K, K, q + i * xs);
+    };
+    if (n * K >= (1 << 16)) pool.parallel_for(n, quant_rows);
+    else quant_rows(0, n);
+    xa = q;
+  }
+
+  const RowKernel* table = nullptr;
+#if FC_X86
+  if (isa == Isa::Avx512) table = fc_avx512::rows_table(W.type);
+  else if (isa == Isa::Avx2) table = fc_avx2::rows_table(W.type);
+#endif
+
+  // 2. output rows in chunks; activation rows in tiles of about 256 KiB (L2) per chunk.
+  const int nth = pool.size();
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(16, M / (4 * nth)));
+  const int64_t nchunks = (M + chunk - 1) / chunk;
+  const int64_t tile = std::max<int64_t>(MAXNB, (256 * 1024 / std::max<int64_t>(1, xs)) / MAXNB * MAXNB);
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    float out[MAXNB];
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
+      const int64_t r0 = c * chunk, r1 = std::min(M, r0 + chunk);
+      for (int64_t t0 = 0; t0 < n; t0 += tile) {
+        const int64_t t1 = std::min(n, t0 + tile);
+        for (int64_t r = r0; r < r1; r++) {
+          const uint8_t* w = W.data + r * rs;
+          for (int64_t i = t0; i < t1; i += MAXNB) {
+            const int nb = (int)std::min<int64_t>(MAXNB, t1 - i);
+            if (table) table[nb - 1](w, K, xa + i * xs, xs, out);
+            else rows_scalar(W.type, w, K, xa + i * xs, xs, nb, out);
+            for (int j = 0; j < nb; j++) y[(i + j) * M + r] = out[j];
+          }
+        }
       }
-      for (int64_t i = 0; i < n; i++) y[i * M + r] = dot_f32(w, x + i * K, K);
     }
   });
 }

@@ -8,5 +8,9 @@
 // n rows (GEMV for n = 1, GEMM otherwise). Multi-threaded over the pool.
 void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool);
 
+// The kernel family matmul uses now: "avx512vnni", "avx2" or "scalar" (FORKCAST_NO_SIMD=1 forces
+// scalar; read at every call so a benchmark can compare both in one process).
+const char* matmul_isa();
+
 // Row r of a (possibly quantized) matrix as floats: embedding lookup.
 void get_row(const Tensor& W, int64_t r, float* out);
