@@ -243,10 +243,23 @@ function readArray(r: Reader, what: string, depth: number): GGUFArrayValue {
     for (let i = 0; i < n; i++) out[i] = readArray(r, `${what}[${i}]`, depth + 1);
     return { elemType: t, items: out };
   }
-  if (t === 7 || t === 10 || t === 11) {
-    const out = new Array<GGUFScalar>(n);
-    for (let i = 0; i < n; i++) out[i] = readScalar(r, t, `${what}[${i}]`);
-    return { elemType: t, items: out as boolean[] | Array<number | bigint> };
+  // n * unit bytes are known to be present (count() checked), so these loops read without per-element checks.
+  if (t === 7) {
+    const out = new Array<boolean>(n);
+    for (let i = 0; i < n; i++) {
+      const b = r.buf[r.pos + i];
+      if (b > 1) { r.pos += i; throw new GGUFError(`${what}[${i}]: bool byte is ${b}, must be 0 or 1`); }
+      out[i] = b === 1;
+    }
+    r.pos += n;
+    return { elemType: t, items: out };
+  }
+  if (t === 10 || t === 11) {
+    const out = new Array<number | bigint>(n);
+    for (let i = 0; i < n; i++, r.pos += 8) {
+      out[i] = toNumberIfSafe(t === 10 ? r.view.getBigUint64(r.pos, true) : r.view.getBigInt64(r.pos, true));
+    }
+    return { elemType: t, items: out };
   }
   return { elemType: t, items: readTypedArray(r, t, n) };
 }
@@ -297,7 +310,7 @@ export function parseGGUF(buf: Uint8Array): GGUFFile {
       throw new GGUFError(`metadata "general.alignment" must be an integer, found ${gguTypeName(alignValue.type)}`);
     }
     if (a <= 0 || a > 0x40000000 || (a & (a - 1)) !== 0) {
-      throw new GGUFError(`metadata "general.alignment" is ${a}: must be a non-zero power of two`);
+      throw new GGUFError(`metadata "general.alignment" is ${a}: must be a non-zero power of two (at most 2^30)`);
     }
     alignment = a;
   }
