@@ -236,8 +236,8 @@ static void quant_q8_0(const float* x, block_q8_0* b, int64_t nb) {
   for (int64_t i = 0; i < nb; i++, x += QK8_0) {
     float amax = 0;
     for (int j = 0; j < QK8_0; j++) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f;
-    b[i].d = fp32_to_fp16(d);
+    b[i].d = fp32_to_fp16(amax / 127.0f);
+    const float d = fp16_to_fp32(b[i].d);  // round with the scale the decoder will use
     const float id = d ? 1.0f / d : 0.0f;
     for (int j = 0; j < QK8_0; j++) b[i].qs[j] = (int8_t)round_clamp(x[j] * id, -127, 127);
   }
