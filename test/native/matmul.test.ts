@@ -1,0 +1,175 @@
+// The production matmul kernels (addon.matmul: y = x W^T, W of any GGUF type) on fresh random inputs,
+// for every weight type, odd numbers of activation rows (GEMV n = 1, small GEMM, tiles with
+// remainders), on every kernel family this CPU has (AVX-512 VNNI, AVX2, the portable scalar path:
+// selected through FORKCAST_SIMD / FORKCAST_NO_SIMD, which the addon reads at each call).
+//
+// Two float64 references:
+//  - exact: the weights as dequantized (checked separately in quants.test.ts) times the activations
+//    as the kernels quantize them for integer dot products (int8 per 32, or per 256 for K-quants,
+//    scale amax/127, round half to even: the documented algorithm in native/src/matmul.cpp).
+//    Only float32 accumulation separates the kernels from it: bound 2e-5 of max |y|.
+//  - plain: dequantized weights times the float activations, i.e. the mathematically intended
+//    product; the gap is the activation quantization llama.cpp also applies. Reported, bounded loosely.
+// Errors are normwise per call: max |y - ref| / max |ref|.
+import { afterEach, describe, expect, test } from 'vitest';
+import { loadAddon } from '../../engine/native';
+
+const addon = loadAddon();
+
+const T = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
+type TypeName = keyof typeof T;
+const QK: Record<TypeName, number> = { F32: 1, F16: 1, BF16: 1, Q8_0: 32, Q4_0: 32, Q4_K: 256, Q5_K: 256, Q6_K: 256 };
+// how the kernels quantize activations for this weight type (block length), or 0 for float
+const ACT_BLOCK: Record<TypeName, number> = { F32: 0, F16: 0, BF16: 0, Q8_0: 32, Q4_0: 32, Q4_K: 256, Q5_K: 256, Q6_K: 256 };
+
+function xorshift(seed: number) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return (s + 0.5) / 4294967296;
+  };
+}
+const SEED = (Date.now() ^ (process.pid << 8)) >>> 0;
+const uniform = xorshift(SEED);
+const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+console.log(`[matmul.test] seed ${SEED}`);
+
+function randn(len: number, scale: number, offset = 0): Float32Array {
+  const a = new Float32Array(len);
+  for (let i = 0; i < len; i++) a[i] = offset + normal() * scale;
+  return a;
+}
+
+// Round half to even, as cvtps2dq and nearbyint do.
+function rint(v: number): number {
+  const f = Math.floor(v), r = v - f;
+  if (r > 0.5) return f + 1;
+  if (r < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+// Activations as the kernels see them: each block of `qk` replaced by d * round(x * 127/amax),
+// with d = amax/127 and the products in float32 (Math.fround) like the native code.
+function quantizedActivations(x: Float32Array, qk: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < x.length; b += qk) {
+    let amax = 0;
+    for (let j = b; j < b + qk; j++) amax = Math.max(amax, Math.abs(x[j]));
+    const d = Math.fround(amax / 127), id = amax ? Math.fround(127 / amax) : 0;
+    for (let j = b; j < b + qk; j++) out[j] = d * rint(Math.fround(x[j] * id));
+  }
+  return out;
+}
+
+interface Case { w: Uint8Array; wd: Float32Array; K: number; M: number }
+function makeWeights(type: TypeName, K: number, M: number): Case {
+  // rows with their own scale and an offset on some (exercises K-quant mins and the scale search)
+  const wf = new Float32Array(K * M);
+  for (let r = 0; r < M; r++) {
+    const s = 0.05 * 2 ** (uniform() * 2 - 1), off = uniform() < 0.3 ? 0.02 : 0;
+    wf.set(randn(K, s, off), r * K);
+  }
+  const w = addon.quantize(T[type], wf);
+  return { w, wd: addon.dequantize(T[type], w, K * M), K, M };
+}
+
+function reference(c: Case, x: Float64Array | Float32Array, n: number): Float64Array {
+  const y = new Float64Array(n * c.M);
+  for (let i = 0; i < n; i++)
+    for (let r = 0; r < c.M; r++) {
+      let s = 0;
+      for (let k = 0; k < c.K; k++) s += c.wd[r * c.K + k] * x[i * c.K + k];
+      y[i * c.M + r] = s;
+    }
+  return y;
+}
+
+function normwise(y: Float32Array, ref: Float64Array): number {
+  let e = 0, m = 0;
+  for (let i = 0; i < ref.length; i++) {
+    e = Math.max(e, Math.abs(y[i] - ref[i]));
+    m = Math.max(m, Math.abs(ref[i]));
+  }
+  return e / m;
+}
+
+const cpu = addon.cpuInfo();
+const FAMILIES: Array<{ name: string; env: Record<string, string | undefined> }> = [
+  { name: 'scalar', env: { FORKCAST_NO_SIMD: '1', FORKCAST_SIMD: undefined } },
+  ...(cpu.avx2 ? [{ name: 'avx2', env: { FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: 'avx2' } }] : []),
+  ...(cpu.avx512vnni ? [{ name: 'avx512vnni', env: { FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: undefined } }] : []),
+];
+function setEnv(env: Record<string, string | undefined>) {
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+}
+afterEach(() => setEnv({ FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: undefined }));
+
+// Intended-product bounds: the activation rounding (step amax/127 per block) gives a normwise error
+// of a few 1e-3 on random data; a wrong block formula gives errors of order 1.
+const PLAIN_BOUND = 3e-2;
+const EXACT_BOUND = 2e-5;
+
+describe.each(FAMILIES)('matmul on the $name kernels', ({ name, env }) => {
+  for (const type of Object.keys(T) as TypeName[]) {
+    test(type, () => {
+      // row lengths: several blocks plus, for float types, a tail that is not a multiple of 8/16
+      const K = QK[type] === 1 ? 1031 : QK[type] === 32 ? 32 * 37 : 256 * 5;
+      const M = 45;
+      const c = makeWeights(type, K, M);
+      let worstExact = 0, worstPlain = 0;
+      for (const n of [1, 3, 17, 64]) {
+        const x = randn(n * K, 1);
+        setEnv(env);
+        const y = addon.matmul(T[type], c.w, K, M, x, n, 2);
+        expect(y.length).toBe(n * M);
+        const xa = ACT_BLOCK[type] ? quantizedActivations(x, ACT_BLOCK[type]) : x;
+        const exact = normwise(y, reference(c, xa, n));
+        const plain = normwise(y, reference(c, x, n));
+        worstExact = Math.max(worstExact, exact);
+        worstPlain = Math.max(worstPlain, plain);
+        expect(exact, `n=${n} vs exact reference`).toBeLessThan(EXACT_BOUND);
+        expect(plain, `n=${n} vs float activations`).toBeLessThan(PLAIN_BOUND);
+      }
+      console.log(`[matmul ${name} ${type}] max rel error vs exact-algorithm ref ${worstExact.toExponential(2)}, vs float64 product ${worstPlain.toExponential(2)}`);
+    });
+  }
+
+  test('1, 2 and 3 threads give bit-identical results (GEMV and GEMM)', () => {
+    setEnv(env);
+    for (const type of ['Q8_0', 'Q4_K', 'Q6_K', 'F16'] as TypeName[]) {
+      const K = QK[type] === 1 ? 520 : 512;
+      const c = makeWeights(type, K, 77);
+      for (const n of [1, 17]) {
+        const x = randn(n * K, 1);
+        const y1 = addon.matmul(T[type], c.w, K, 77, x, n, 1);
+        expect(Array.from(addon.matmul(T[type], c.w, K, 77, x, n, 2))).toEqual(Array.from(y1));
+        expect(Array.from(addon.matmul(T[type], c.w, K, 77, x, n, 3))).toEqual(Array.from(y1));
+      }
+    }
+  });
+});
+
+describe('matmul agreement between kernel families', () => {
+  test('SIMD and scalar compute the same integer sums (results equal to float32 accumulation noise)', () => {
+    for (const type of ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'] as TypeName[]) {
+      const K = QK[type] === 32 ? 640 : 768;
+      const c = makeWeights(type, K, 33);
+      const x = randn(5 * K, 1);
+      const ys = FAMILIES.map(({ env }) => {
+        setEnv(env);
+        return addon.matmul(T[type], c.w, K, 33, x, 5, 2);
+      });
+      let m = 0;
+      for (const v of ys[0]) m = Math.max(m, Math.abs(v));
+      for (const y of ys.slice(1)) for (let i = 0; i < y.length; i++) expect(Math.abs(y[i] - ys[0][i]) / m).toBeLessThan(1e-5);
+    }
+  });
+
+  test('a row length that does not fit the block size is refused with a message', () => {
+    const w = new Uint8Array(144 * 4);
+    expect(() => addon.matmul(T.Q4_K, w, 300, 2, new Float32Array(300), 1, 1)).toThrow(/multiple/);
+  });
+});
