@@ -137,6 +137,14 @@ export class Sampler {
     let n = this.collect(logits, max, invT, topK > 0 && topK < V ? topK : V);
     if (minP > 0) n = this.minP(n, minP);
     if (topP < 1) n = this.topP(n, topP);
+    // Canonical order (by id) for the draw: the heap and quickselect leave candidates in an order
+    // that depends on exact logit values, so a rounding-level change (bifurcated vs replicated
+    // attention) could reorder them and change the token drawn for the same random number.
+    // In id order, a tiny change of the logits moves the boundaries only a tiny bit.
+    if (n > 1) {
+      const ids = this.ids.subarray(0, n).sort();
+      for (let i = 0; i < n; i++) this.w[i] = Math.exp((logits[ids[i]] - max) * invT);
+    }
     return n;
   }
 
