@@ -18,6 +18,8 @@ const looksSpecial = (t: string) =>
 
 export interface HFVocabOptions {
   pre: string;
+  /** general.architecture (llama.cpp refuses to open a file of an architecture it does not know). */
+  architecture?: string;
   bos?: string;
   eos?: string;
   pad?: string;
@@ -50,7 +52,7 @@ export function writeVocabGGUF(tokenizerJsonPath: string, out: string, opts: HFV
   };
   const u32 = (v: number): GGUFValue => ({ type: GGUFType.UINT32, value: v });
   const metadata: Array<[string, GGUFValue]> = [
-    ['general.architecture', { type: GGUFType.STRING, value: 'vocab-only' }],
+    ['general.architecture', { type: GGUFType.STRING, value: opts.architecture ?? 'llama' }],
     ['tokenizer.ggml.model', { type: GGUFType.STRING, value: 'gpt2' }],
     ['tokenizer.ggml.pre', { type: GGUFType.STRING, value: opts.pre }],
     ['tokenizer.ggml.tokens', { type: GGUFType.ARRAY, value: { elemType: GGUFType.STRING, items: tokens } }],

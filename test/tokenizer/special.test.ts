@@ -22,7 +22,7 @@ beforeAll(() => {
   if (qwenJson) {
     qwenPath = join(tmp, 'qwen.gguf');
     // No FIM ids in the metadata: the tokenizer must find them by their text.
-    writeVocabGGUF(qwenJson, qwenPath, { pre: 'qwen2', eos: '<|endoftext|>', addBos: false });
+    writeVocabGGUF(qwenJson, qwenPath, { pre: 'qwen2', architecture: 'qwen2', eos: '<|endoftext|>', addBos: false });
   }
 });
 afterAll(() => { if (tmp) rmSync(tmp, { recursive: true, force: true }); });

