@@ -1,0 +1,219 @@
+// Each tensor type against llama.cpp itself (node-llama-cpp 3.22.1, CPU): a small random llama model
+// is written per type with the project's writer (make-model), both engines evaluate the same prompt
+// ids on the same file, and the next-token log-softmax distributions of the last position are compared.
+//
+// llama.cpp is run with an F32 KV cache and without flash attention, so the only numeric differences
+// left are in the matrix products:
+//  - F32, F16 weights: both compute float32 dots; differences are summation order (~1e-6).
+//  - Q4_K, Q5_K, Q6_K: both quantize activations to Q8_K blocks (float scale) and dot in integers;
+//    again summation order only.
+//  - BF16: llama.cpp rounds activations to bf16 for bf16 weights (vec_dot_type BF16); Forkcast dots
+//    float32 activations. So Forkcast must match llama.cpp run on an F32 file holding exactly the
+//    bf16 weight values (tight), and differ from llama.cpp's BF16 run by about llama.cpp's own
+//    bf16 activation rounding.
+//  - Q8_0, Q4_0: both quantize activations to 32-blocks of int8, but ggml stores the activation block
+//    scale as fp16 (block_q8_0.d is ggml_half) and Forkcast keeps it in float32: a relative change of
+//    up to 2^-11 per block scale. The self-calibrated bound: Forkcast must differ from llama.cpp(Q) by
+//    less than llama.cpp's own activation-quantization error, i.e. llama.cpp(Q) against llama.cpp on an
+//    F32 file of the same (dequantized) weights.
+// The real-shape case (DeepSeek-Coder-1.3B's shape, 2 of its 24 layers, its vocabulary and rope scaling)
+// must load, agree with llama.cpp and generate.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GGMLType, openGGUF, parseGGUF } from '../../engine/gguf';
+import { writeGGUF } from '../../engine/ggufWriter';
+import { makeModel, type MakeModelOptions, type MakeModelType } from '../../engine/makeModel';
+import { loadModel } from '../../engine/model';
+import { loadAddon } from '../../engine/native';
+import { HAVE_SHARED, fixture } from '../shared';
+
+const req = createRequire(__filename);
+const haveLlamaCpp = (() => { try { req.resolve('node-llama-cpp'); return true; } catch { return false; } })();
+const haveAddon = (() => { try { return typeof loadAddon().Model === 'function'; } catch { return false; } })();
+if (!haveLlamaCpp || !haveAddon) console.warn(`[parity] skipped: node-llama-cpp ${haveLlamaCpp ? 'present' : 'missing'}, addon ${haveAddon ? 'built' : 'not built'}`);
+
+type LlamaCpp = { loadModel(o: { modelPath: string }): Promise<any>; dispose(): Promise<void> };
+let llama: LlamaCpp;
+const dir = mkdtempSync(join(tmpdir(), 'forkcast-parity-'));
+const table: string[] = [];
+
+// 12 prompt ids (BOS 0 first) inside the 512-token vocabulary of the llama-tiny fixture.
+const PROMPT = [0, 17, 300, 45, 99, 211, 402, 7, 150, 333, 88, 501];
+
+function logSoftmax(x: ArrayLike<number>): Float64Array {
+  let m = -Infinity;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, x[i]);
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += Math.exp(x[i] - m);
+  const lse = m + Math.log(s);
+  return Float64Array.from({ length: x.length }, (_, i) => x[i] - lse);
+}
+const maxAbsDiff = (a: Float64Array, b: Float64Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+/** llama.cpp's last-position logits for `ids`, as log-probs. */
+async function llamaCppLogprobs(path: string, ids: number[], nVocab: number): Promise<Float64Array> {
+  const model = await llama.loadModel({ modelPath: path });
+  const ctx = await model.createContext({
+    contextSize: 256, threads: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
+  });
+  try {
+    const seq = ctx.getSequence();
+    const out = await seq.controlledEvaluate([...ids.slice(0, -1), [ids[ids.length - 1], { generateNext: { logits: true } }]]);
+    const logits = out[ids.length - 1]!.next.logits as Map<number, number>;
+    expect(logits.size).toBe(nVocab);
+    const x = new Float64Array(nVocab);
+    for (const [t, v] of logits) x[t] = v;
+    return logSoftmax(x);
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+  }
+}
+
+/** Forkcast's last-position logits for `ids`, as log-probs. */
+async function forkcastLogprobs(path: string, ids: number[]): Promise<Float64Array> {
+  const model = loadModel(path, { threads: 2 });
+  const ctx = model.createContext({ ctx: 64, maxSamples: 1, maxDecode: 1, threads: 2 });
+  try {
+    return logSoftmax(await ctx.evalPrompt(Int32Array.from(ids), 0));
+  } finally {
+    ctx.dispose();
+    model.dispose();
+  }
+}
+
+// Decoders written here from the block layouts (ggml-common.h facts), independent of the addon's.
+function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+function decodeToF32(type: number, b: Uint8Array, n: number): Float32Array {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength), y = new Float32Array(n);
+  if (type === GGMLType.BF16) {
+    for (let i = 0; i < n; i++) y[i] = new Float32Array(new Uint32Array([v.getUint16(2 * i, true) << 16]).buffer)[0];
+  } else if (type === GGMLType.Q8_0) {
+    for (let blk = 0; blk < n / 32; blk++) {
+      const d = f16ToF32(v.getUint16(blk * 34, true));
+      for (let j = 0; j < 32; j++) y[blk * 32 + j] = d * v.getInt8(blk * 34 + 2 + j);
+    }
+  } else if (type === GGMLType.Q4_0) {
+    for (let blk = 0; blk < n / 32; blk++) {
+      const d = f16ToF32(v.getUint16(blk * 18, true));
+      for (let j = 0; j < 16; j++) {
+        const q = b[blk * 18 + 2 + j];
+        y[blk * 32 + j] = d * ((q & 0xf) - 8);
+        y[blk * 32 + j + 16] = d * ((q >> 4) - 8);
+      }
+    }
+  } else throw new Error(`no JS decoder for type ${type}`);
+  return y;
+}
+
+/** The same model with every BF16/Q8_0/Q4_0 tensor replaced by F32 holding exactly its decoded values. */
+function writeDecodedF32(src: string, out: string) {
+  const f = openGGUF(src).file;
+  writeGGUF(out, {
+    metadata: [...f.metadata].map(([k, v]) => (k === 'general.file_type' ? [k, { type: 4, value: 0 }] : [k, v])) as any,
+    tensors: f.tensors.map((t) => {
+      if (t.type === GGMLType.F32) return { name: t.name, dims: t.dims, type: t.type, data: f.tensorData(t) };
+      const n = t.dims.reduce((a, b) => a * b, 1);
+      return { name: t.name, dims: t.dims, type: GGMLType.F32, data: new Uint8Array(decodeToF32(t.type, f.tensorData(t), n).buffer) };
+    }),
+  });
+}
+
+const TYPES: MakeModelType[] = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+// Float32 summation-order noise measured at ~4e-6 here; 1e-4 leaves room for other thread counts and
+// ISAs while a wrong block layout, scale or rope moves log-probs by 1e-2 or more.
+const TIGHT = 1e-4;
+
+describe.skipIf(!HAVE_SHARED || !haveLlamaCpp || !haveAddon)('tensor types against llama.cpp', () => {
+  beforeAll(async () => {
+    const { getLlama } = await import('node-llama-cpp');
+    llama = (await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never })) as unknown as LlamaCpp;
+  });
+  afterAll(async () => {
+    console.log(`[parity] max |log p(Forkcast) - log p(llama.cpp)| over the 512-token next-token distribution:\n${table.join('\n')}`);
+    await llama?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  TYPES.forEach((type, i) => {
+    it(`${type}: next-token distribution matches llama.cpp`, async () => {
+      const path = join(dir, `llama-${type}.gguf`);
+      makeModel({
+        arch: 'llama', layers: 2, embd: 256, heads: 4, kvHeads: 2, ff: 512, ctx: 256, type,
+        vocabFrom: fixture('arch', 'llama-tiny.gguf'), seed: 100 + i, out: path,
+      });
+      const expectType = GGMLType[type as keyof typeof GGMLType];
+      expect(openGGUF(path).file.tensor('blk.0.attn_q.weight')!.type).toBe(expectType);
+      const ref = await llamaCppLogprobs(path, PROMPT, 512);
+      const ours = await forkcastLogprobs(path, PROMPT);
+      const d = maxAbsDiff(ours, ref);
+      if (type === 'BF16' || type === 'Q8_0' || type === 'Q4_0') {
+        const f32Path = join(dir, `llama-${type}-as-f32.gguf`);
+        writeDecodedF32(path, f32Path);
+        const refF32 = await llamaCppLogprobs(f32Path, PROMPT, 512);
+        const llamaSelf = maxAbsDiff(ref, refF32); // llama.cpp's own activation rounding/quantization effect
+        const oursVsF32 = maxAbsDiff(ours, refF32);
+        table.push(`  ${type.padEnd(5)} ${d.toExponential(2)}   (llama.cpp ${type} vs llama.cpp on the same weights in F32: ${llamaSelf.toExponential(2)}; Forkcast vs that: ${oursVsF32.toExponential(2)})`);
+        if (type === 'BF16') {
+          // Forkcast dots float32 activations: it must be llama.cpp on the same values in F32.
+          expect(oursVsF32).toBeLessThan(TIGHT);
+          expect(d).toBeLessThan(llamaSelf + TIGHT);
+        } else {
+          // Both quantize activations; Forkcast's disagreement with llama.cpp must stay below the size of
+          // the activation quantization error itself.
+          expect(d).toBeLessThan(llamaSelf);
+          expect(oursVsF32).toBeLessThan(2 * llamaSelf);
+        }
+      } else {
+        table.push(`  ${type.padEnd(5)} ${d.toExponential(2)}`);
+        expect(d).toBeLessThan(TIGHT);
+      }
+      // Not a degenerate distribution: the comparison would be blind on a flat one.
+      expect(Math.max(...ref)).toBeGreaterThan(Math.log(1 / 512) + 2);
+    });
+  });
+
+  it('real shape: DeepSeek-Coder-1.3B (llama, embd 2048, 16 heads, ff 5504, rope base 1e5 scaled x4, 32256-token vocab), 2 of 24 layers, F16: loads, matches llama.cpp, generates', async () => {
+    const path = join(dir, 'deepseek-shape.gguf');
+    const opts: MakeModelOptions = {
+      arch: 'llama', layers: 2, embd: 2048, heads: 16, kvHeads: 16, ff: 5504, ctx: 16384, type: 'F16',
+      vocabFrom: fixture('vocab', 'ggml-vocab-deepseek-coder.gguf'), seed: 13, out: path, ropeBase: 100000, ropeScaleLinear: 4,
+    };
+    const r = makeModel(opts);
+    expect(r.vocabSize).toBe(32256);
+    const prompt = [32013, 1551, 4321, 207, 10, 2000, 31000, 555];
+    const ref = await llamaCppLogprobs(path, prompt, 32256);
+    const ours = await forkcastLogprobs(path, prompt);
+    const d = maxAbsDiff(ours, ref);
+    table.push(`  DeepSeek-Coder-1.3B shape (2 layers, F16, rope x4): ${d.toExponential(2)}`);
+    expect(d).toBeLessThan(TIGHT * 10); // 2048-wide sums: a few times the summation noise of the small models
+    // Greedy generation runs through the decode path.
+    const model = loadModel(path, { threads: 2 });
+    const ctx = model.createContext({ ctx: 64, maxSamples: 1, maxDecode: 16, threads: 2 });
+    try {
+      let logits = await ctx.evalPrompt(Int32Array.from(prompt), 0);
+      ctx.beginSamples(1, 'bifurcated');
+      const ids: number[] = [];
+      for (let step = 0; step < 8; step++) {
+        let best = 0;
+        for (let v = 1; v < logits.length; v++) if (logits[v] > logits[best]) best = v;
+        ids.push(best);
+        logits = await ctx.decode(Int32Array.from([0]), Int32Array.from([best]));
+        expect(logits.length).toBe(32256);
+        expect(logits.every(Number.isFinite)).toBe(true);
+      }
+      expect(ids[0]).toBe(ref.indexOf(Math.max(...ref)));
+    } finally {
+      ctx.dispose();
+      model.dispose();
+    }
+  });
+});
