@@ -193,14 +193,19 @@ export class Tokenizer {
     return out;
   }
 
-  /** Text of `ids` (control tokens give no text; invalid UTF-8 becomes U+FFFD). */
-  decode(ids: ArrayLike<number>): string {
+  /**
+   * Text of `ids` (control tokens give no text; invalid UTF-8 becomes U+FFFD). For ids that continue a
+   * prompt (generated tokens) pass `{ stripPrefixSpace: false }`: only the start of a text carries
+   * SentencePiece's prefix space.
+   */
+  decode(ids: ArrayLike<number>, opts: { stripPrefixSpace?: boolean } = {}): string {
+    const strip = (opts.stripPrefixSpace ?? true) && this.addSpacePrefix;
     const parts: Uint8Array[] = [];
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
       let b = this.tokenBytes(ids[i]);
       // SentencePiece's prefix space is not part of the text (llama.cpp strips it from the first token).
-      if (i === 0 && this.addSpacePrefix && b.length > 0 && b[0] === 0x20) b = b.subarray(1);
+      if (i === 0 && strip && b.length > 0 && b[0] === 0x20) b = b.subarray(1);
       parts.push(b);
       total += b.length;
     }

@@ -118,6 +118,7 @@ describe.skipIf(!HAVE_SHARED)('special tokens', () => {
     const ids = t.encode('Hello world');
     expect(ids.map((id) => t.tokenText(id))).toEqual(['▁Hello', '▁world']);
     expect(t.decode(ids)).toBe('Hello world');
+    expect(t.decode(ids.slice(1), { stripPrefixSpace: false })).toBe(' world'); // a continuation keeps its space
     const joined = t.encode('world', { addSpacePrefix: false });
     expect(joined.map((id) => t.tokenText(id))).toEqual(['world']);
   });
