@@ -1,0 +1,363 @@
+// `npm run bench -- peers`: Forkcast against llama.cpp on the same GGUF files, same thread count,
+// same prompt tokens, side by side in one run (issue 6).
+//
+// Rows, per model file:
+//   pp   prompt processing: 512 tokens into an empty cache, one call (tokens/s = 512 / time).
+//   tg   generation: 128 single-token steps after a 1-token warm-up, feeding the same fixed token ids
+//        on both sides (tokens/s = 128 / time); each side reads the logits and takes their argmax.
+//   n16  16 candidates of 64 tokens from one 1024-token prompt, sampled (T=0.8, top-k 40, min-p 0.05,
+//        top-p 0.95, one seeded stream per candidate); "tok/s" = 16*64 / total request time.
+// Each side:
+//   Forkcast    engine/model.ts loadModel -> createContext; pp = evalPrompt(512 ids); tg = evalPrompt(1 id),
+//               beginSamples(1) and 128 decode() calls; n16 = evalPrompt(1024 ids), beginSamples(16,
+//               'bifurcated') and 63 decode() steps of all 16 slots, engine/sampler.ts per candidate.
+//   llama.cpp   pp/tg through node-llama-cpp (prebuilt CPU binaries, getLlama({gpu:false})):
+//               sequence.evaluateWithoutGeneratingNewTokens(512 ids) and sequence.evaluate() driven token by
+//               token with the same ids. The same rows through our C harness (bench/llama-harness/harness.cpp,
+//               llama.cpp's C API on the same shipped libraries) are printed too, as a check that the harness
+//               is not slower than node-llama-cpp. n16 through the harness only, given its best chance: unified
+//               KV cache, the prompt decoded once and shared with llama_memory_seq_cp, all 16 sequences decoded
+//               in one llama_batch per step, llama.cpp's own sampler chain with the same knobs per sequence.
+// Time is the best of `reps` runs per side, the two sides interleaved, because this machine is shared:
+// the best run is the one least disturbed by other processes.
+//
+// Args (after `--`): --quick (one model, one rep), --models=a,b (names below or substrings),
+// --file=PATH (any GGUF instead), --rows=pp,tg,n16, --reps=N, --threads=N (default 2),
+// --fa=auto|on|off (llama.cpp flash attention).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { openGGUF } from '../engine/gguf';
+import { Rng, Sampler, argmax, DEFAULT_SAMPLER } from '../engine/sampler';
+import { measureBandwidth, repoRoot, compileIfStale, type Bandwidth } from './bandwidth';
+import { printTable, ratio, bytes, type Row } from './table';
+import { ensureBenchModels, type BenchModel } from './models';
+
+const PP_TOKENS = 512;
+const TG_TOKENS = 128;
+const PAR_PROMPT = 1024;
+const PAR_N = 16;
+const PAR_GEN = 64;
+const SEED = 1234;
+
+interface PeersArgs {
+  quick: boolean;
+  models: string[] | null;
+  file: string | undefined;
+  rows: Set<string>;
+  reps: number;
+  threads: number;
+  fa: 'auto' | 'on' | 'off';
+}
+
+function parseArgs(argv: string[]): PeersArgs {
+  const get = (k: string) => argv.find((a) => a.startsWith(`--${k}=`))?.slice(k.length + 3);
+  const quick = argv.includes('--quick');
+  const fa = (get('fa') ?? 'auto') as PeersArgs['fa'];
+  if (!['auto', 'on', 'off'].includes(fa)) throw new Error(`--fa=${fa}: expected auto, on or off`);
+  const threads = Number(get('threads') ?? 2);
+  const reps = Number(get('reps') ?? (quick ? 1 : 2));
+  if (!(threads >= 1 && threads <= 256) || !(reps >= 1 && reps <= 50)) throw new Error('--threads/--reps out of range');
+  return {
+    quick,
+    models: get('models')?.split(',').filter(Boolean) ?? null,
+    file: get('file'),
+    rows: new Set((get('rows') ?? 'pp,tg,n16').split(',')),
+    reps,
+    threads,
+    fa,
+  };
+}
+
+/** Deterministic prompt ids shared by both sides: ordinary (non-special) vocabulary entries. */
+export function benchTokens(nVocab: number, count: number, seed = SEED): number[] {
+  const lo = Math.min(1000, Math.floor(nVocab / 4));
+  const hi = Math.min(nVocab, 30000);
+  const rng = new Rng(seed, 7);
+  return Array.from({ length: count }, () => lo + Math.floor(rng.next() * (hi - lo)));
+}
+
+/** Bytes of weights one decode step reads: every tensor but the embedding table (one row per token), unless it is also the output. */
+export function weightBytesPerToken(path: string): { perToken: number; total: number } {
+  const { file } = openGGUF(path);
+  const tied = !file.tensors.some((t) => t.name === 'output.weight');
+  let total = 0;
+  let perToken = 0;
+  for (const t of file.tensors) {
+    total += t.size;
+    if (t.name !== 'token_embd.weight' || tied) perToken += t.size;
+  }
+  return { perToken, total };
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama.cpp: node-llama-cpp (ESM-only, so imported with a real dynamic import from this CJS bundle)
+
+// eslint-disable-next-line @typescript-eslint/no-implied-eval
+const importESM = new Function('m', 'return import(m)') as (m: string) => Promise<any>;
+
+interface LlamaSide {
+  pp(tokens: number[]): Promise<number>;
+  tg(tokens: number[]): Promise<number>;
+  dispose(): Promise<void>;
+}
+
+async function openNodeLlama(path: string, threads: number, fa: PeersArgs['fa']): Promise<LlamaSide> {
+  const { getLlama } = await importESM('node-llama-cpp');
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error', maxThreads: threads });
+  const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+  const context = await model.createContext({
+    contextSize: PP_TOKENS + TG_TOKENS + 256,
+    batchSize: PP_TOKENS,
+    sequences: 1,
+    threads: { ideal: threads, min: threads },
+    flashAttention: fa === 'auto' ? undefined : fa === 'on',
+  });
+  const seq = context.getSequence();
+  return {
+    async pp(tokens) {
+      await seq.clearHistory();
+      const t0 = performance.now();
+      await seq.evaluateWithoutGeneratingNewTokens(tokens.slice(0, PP_TOKENS));
+      return performance.now() - t0;
+    },
+    async tg(tokens) {
+      await seq.clearHistory();
+      // evaluate() decodes the given ids, samples (greedy), yields; next(id) replaces the sample with our id.
+      const it = seq.evaluate([tokens[0]], { temperature: 0, yieldEogToken: true });
+      await it.next();
+      const t0 = performance.now();
+      for (let i = 1; i <= TG_TOKENS; i++) await it.next(tokens[i]);
+      const ms = performance.now() - t0;
+      await it.return(undefined);
+      return ms;
+    },
+    async dispose() {
+      await context.dispose();
+      await model.dispose();
+      await llama.dispose();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// llama.cpp: our C harness over the shared libraries node-llama-cpp ships
+
+interface Harness {
+  exe: string;
+  bins: string;
+  libs: string;
+}
+
+/** Where node-llama-cpp's prebuilt CPU binaries for this platform live. */
+function llamaBinsDir(root: string): string {
+  const plat = `${process.platform}-${process.arch}`;
+  return join(root, 'node_modules', '@node-llama-cpp', plat, 'bins', plat);
+}
+
+/**
+ * Compiles bench/llama-harness/harness.cpp against llama.h from node-llama-cpp's own llama.cpp release
+ * (the git bundle it ships, cloned once into .cache/llamasrc) and links it to the shipped libraries.
+ */
+export function buildHarness(): Harness | { error: string } {
+  const root = repoRoot();
+  const bins = llamaBinsDir(root);
+  if (!existsSync(bins)) return { error: `no prebuilt llama.cpp binaries at ${bins}` };
+  const files = readdirSync(bins);
+  const llamaLib = files.find((f) => /^libllama(\.v[\d.]+)?\.so$/.test(f));
+  const ggmlLib = files.find((f) => /^libggml(\.v[\d.]+)?\.so$/.test(f));
+  const baseLib = files.find((f) => f === 'libggml-base.so');
+  if (!llamaLib || !ggmlLib || !baseLib) return { error: `libllama/libggml not found in ${bins}` };
+  const src = join(root, '.cache', 'llamasrc');
+  if (!existsSync(join(src, 'include', 'llama.h'))) {
+    const bundle = join(root, 'node_modules', 'node-llama-cpp', 'llama', 'gitRelease.bundle');
+    if (!existsSync(bundle)) return { error: `no llama.cpp source bundle at ${bundle}` };
+    const r = spawnSync('git', ['clone', '-q', bundle, src], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) return { error: `git clone of the llama.cpp bundle failed: ${r.stderr}` };
+  }
+  const exe = join(root, '.cache', 'bench-bin', 'llama-harness');
+  const built = compileIfStale('g++', join(root, 'bench', 'llama-harness', 'harness.cpp'), exe, [
+    '-O2', '-std=c++17', `-I${join(src, 'include')}`, `-I${join(src, 'ggml', 'include')}`,
+    `-L${bins}`, `-Wl,-rpath,${bins}`,
+  ], [llamaLib, ggmlLib, baseLib].map((l) => `-l:${l}`));
+  if (!built.ok) return { error: `harness compile failed: ${built.why}` };
+  return { exe, bins, libs: [llamaLib, ggmlLib, baseLib].join(' ') };
+}
+
+interface HarnessPp { mode: 'pp' | 'tg'; ms: number }
+interface HarnessPar { mode: 'par'; prefill_ms: number; decode_ms: number; total_ms: number; first_differs: number }
+
+function runHarness<T>(h: Harness, model: string, tokFile: string, args: Record<string, string | number>): T[] {
+  const argv = ['--model', model, '--bins', h.bins, '--tokens', tokFile];
+  for (const [k, v] of Object.entries(args)) argv.push(`--${k}`, String(v));
+  const out = execFileSync(h.exe, argv, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 20 }).toString();
+  return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forkcast
+
+interface ForkcastSide {
+  pp(tokens: number[]): Promise<number>;
+  tg(tokens: number[]): Promise<number>;
+  par(tokens: number[]): Promise<{ prefill_ms: number; decode_ms: number; total_ms: number }>;
+  dispose(): void;
+}
+
+async function openForkcast(path: string, threads: number): Promise<ForkcastSide> {
+  const { loadModel } = await import('../engine/model');
+  const model = loadModel(path, { threads, ctx: PAR_PROMPT + 64 });
+  const ctx = model.createContext({ ctx: PAR_PROMPT + 64, maxSamples: PAR_N, maxDecode: TG_TOKENS + 8, threads });
+  const sampler = new Sampler({ ...DEFAULT_SAMPLER });
+  return {
+    async pp(tokens) {
+      const t0 = performance.now();
+      await ctx.evalPrompt(Int32Array.from(tokens.slice(0, PP_TOKENS)), 0);
+      return performance.now() - t0;
+    },
+    async tg(tokens) {
+      await ctx.evalPrompt(Int32Array.of(tokens[0]), 0);
+      ctx.beginSamples(1, 'bifurcated');
+      const slot = Int32Array.of(0);
+      const t0 = performance.now();
+      for (let i = 1; i <= TG_TOKENS; i++) argmax(await ctx.decode(slot, Int32Array.of(tokens[i])));
+      return performance.now() - t0;
+    },
+    async par(tokens) {
+      const V = model.spec.n_vocab;
+      const rngs = Array.from({ length: PAR_N }, (_, s) => new Rng(SEED, s));
+      const t0 = performance.now();
+      const last = await ctx.evalPrompt(Int32Array.from(tokens.slice(0, PAR_PROMPT)), 0);
+      ctx.beginSamples(PAR_N, 'bifurcated');
+      const slots = Int32Array.from({ length: PAR_N }, (_, s) => s);
+      const next = Int32Array.from(rngs, (r) => sampler.sample(last, r).id);
+      const t1 = performance.now();
+      for (let step = 1; step < PAR_GEN; step++) {
+        const logits = await ctx.decode(slots, next);
+        for (let s = 0; s < PAR_N; s++) next[s] = sampler.sample(logits.subarray(s * V, (s + 1) * V), rngs[s]).id;
+      }
+      const t2 = performance.now();
+      return { prefill_ms: t1 - t0, decode_ms: t2 - t1, total_ms: t2 - t0 };
+    },
+    dispose() {
+      ctx.dispose();
+      model.dispose();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const best = (xs: number[]) => Math.min(...xs);
+const tps = (n: number, ms: number | undefined) => (ms === undefined ? undefined : (n * 1000) / ms);
+
+async function tryOr<T>(what: string, errors: string[], fn: () => Promise<T> | T): Promise<T | undefined> {
+  try {
+    return await fn();
+  } catch (e) {
+    errors.push(`${what}: ${(e as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+}
+
+async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness | undefined, rows: Row[], errors: string[]) {
+  const nVocab = m.vocab;
+  const tokens = benchTokens(nVocab, PAR_PROMPT + TG_TOKENS + 8);
+  const tokFile = join(repoRoot(), '.cache', 'bench-bin', `tokens-${nVocab}.txt`);
+  writeFileSync(tokFile, tokens.join(' ') + '\n');
+  const { perToken } = weightBytesPerToken(m.path);
+
+  const fc = await tryOr(`${m.name} Forkcast load`, errors, () => openForkcast(m.path, a.threads));
+  const nl = await tryOr(`${m.name} node-llama-cpp load`, errors, () => openNodeLlama(m.path, a.threads, a.fa));
+  const harnessArgs = { threads: a.threads, fa: a.fa };
+  try {
+    for (const row of ['pp', 'tg'] as const) {
+      if (!a.rows.has(row)) continue;
+      const n = row === 'pp' ? PP_TOKENS : TG_TOKENS;
+      const fcMs: number[] = [], nlMs: number[] = [], hMs: number[] = [];
+      for (let r = 0; r < a.reps; r++) {
+        if (fc) { const v = await tryOr(`${m.name} Forkcast ${row}`, errors, () => fc[row](tokens)); if (v !== undefined) fcMs.push(v); }
+        if (nl) { const v = await tryOr(`${m.name} node-llama-cpp ${row}`, errors, () => nl[row](tokens)); if (v !== undefined) nlMs.push(v); }
+      }
+      if (h) {
+        const out = await tryOr(`${m.name} harness ${row}`, errors, () =>
+          runHarness<HarnessPp>(h, m.path, tokFile, { ...harnessArgs, mode: row, reps: a.reps, 'n-prompt': PP_TOKENS, 'n-gen': TG_TOKENS }));
+        if (out) hMs.push(...out.map((o) => o.ms));
+      }
+      const f = tps(n, fcMs.length ? best(fcMs) : undefined);
+      const l = tps(n, nlMs.length ? best(nlMs) : undefined);
+      const hh = tps(n, hMs.length ? best(hMs) : undefined);
+      const bound = row === 'tg' ? bw.bytesPerSec / perToken : undefined;
+      rows.push({
+        model: m.name, test: row === 'pp' ? `pp${PP_TOKENS}` : `tg${TG_TOKENS}`,
+        'Forkcast tok/s': f, 'llama.cpp tok/s': l, 'llama.cpp harness tok/s': hh,
+        // Against llama.cpp's better figure of the two ways of running it.
+        'Forkcast / llama.cpp': ratio(f, l === undefined ? hh : hh === undefined ? l : Math.max(l, hh)),
+        'bw bound tok/s': bound, 'Forkcast % of bound': bound && f ? `${((100 * f) / bound).toFixed(0)}%` : undefined,
+      });
+    }
+    if (a.rows.has('n16')) {
+      const fcRuns: number[] = [], hRuns: HarnessPar[] = [];
+      let fcLast: { prefill_ms: number; decode_ms: number } | undefined;
+      for (let r = 0; r < a.reps; r++) {
+        if (fc) {
+          const v = await tryOr(`${m.name} Forkcast n16`, errors, () => fc.par(tokens));
+          if (v && (!fcLast || v.total_ms < best(fcRuns))) fcLast = v;
+          if (v) fcRuns.push(v.total_ms);
+        }
+        if (h) {
+          const out = await tryOr(`${m.name} harness n16`, errors, () =>
+            runHarness<HarnessPar>(h, m.path, tokFile, {
+              ...harnessArgs, mode: 'par', reps: 1, 'n-prompt': PAR_PROMPT, 'n-gen': PAR_GEN, 'n-seq': PAR_N,
+              temp: DEFAULT_SAMPLER.temperature, 'top-k': DEFAULT_SAMPLER.topK, 'top-p': DEFAULT_SAMPLER.topP,
+              'min-p': DEFAULT_SAMPLER.minP, seed: SEED, sampler: 'chain',
+            }));
+          if (out) hRuns.push(...out);
+        }
+      }
+      const hBest = hRuns.length ? hRuns.reduce((x, y) => (y.total_ms < x.total_ms ? y : x)) : undefined;
+      const f = tps(PAR_N * PAR_GEN, fcRuns.length ? best(fcRuns) : undefined);
+      const hh = tps(PAR_N * PAR_GEN, hBest?.total_ms);
+      // Bound for the decode steps: weights once per step for all 16 rows, plus the prompt KV once.
+      rows.push({
+        model: m.name, test: `n${PAR_N}x${PAR_GEN} @${PAR_PROMPT}`,
+        'Forkcast tok/s': f, 'llama.cpp tok/s': undefined, 'llama.cpp harness tok/s': hh,
+        'Forkcast / llama.cpp': ratio(f, hh),
+        'bw bound tok/s': (PAR_N * bw.bytesPerSec) / perToken,
+        'Forkcast % of bound': undefined,
+      });
+      rows.push({
+        model: m.name, test: `  n${PAR_N} prefill / decode ms`,
+        'Forkcast tok/s': fcLast ? `${fcLast.prefill_ms.toFixed(0)} / ${fcLast.decode_ms.toFixed(0)}` : undefined,
+        'llama.cpp tok/s': undefined,
+        'llama.cpp harness tok/s': hBest ? `${hBest.prefill_ms.toFixed(0)} / ${hBest.decode_ms.toFixed(0)}` : undefined,
+        'Forkcast / llama.cpp': fcLast && hBest ? `${ratio(hBest.prefill_ms, fcLast.prefill_ms)} / ${ratio(hBest.decode_ms, fcLast.decode_ms)}` : undefined,
+      });
+    }
+  } finally {
+    fc?.dispose();
+    await nl?.dispose();
+  }
+}
+
+export async function benchPeers(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const errors: string[] = [];
+  const models = a.file
+    ? [{ name: basename(a.file), path: a.file, vocab: openGGUF(a.file).file.getArray('tokenizer.ggml.tokens').length }]
+    : await ensureBenchModels(a.quick && !a.models ? ['qwen2.5-coder-0.5b-shape Q8_0'] : a.models, (l) => console.log(l));
+  const bw = await measureBandwidth(a.threads);
+  const h = buildHarness();
+  if ('error' in h) errors.push(`llama.cpp harness: ${h.error}`);
+  const harness = 'error' in h ? undefined : h;
+  console.log(`threads: ${a.threads}, reps: ${a.reps} (best of, sides interleaved), llama.cpp flash attention: ${a.fa}`);
+  console.log(`memory bandwidth: ${(bw.bytesPerSec / 1e9).toFixed(1)} GB/s (${bw.method})`);
+  const rows: Row[] = [];
+  for (const m of models) {
+    console.log(`${m.name}: ${m.path} (${bytes(statSync(m.path).size)}, vocab ${m.vocab}${m.note ? `, ${m.note}` : ''})`);
+    await benchModel(m, a, bw, harness, rows, errors);
+  }
+  console.log('');
+  printTable(rows, `Forkcast vs llama.cpp, ${a.threads} threads (tokens/s, higher is better)`);
+  if (errors.length) console.log(`errors:\n${errors.map((e) => `  ${e}`).join('\n')}`);
+}
