@@ -105,6 +105,8 @@ export class ModelSession {
   private decode = 0;
   /** Ids in the shared KV (valid prefix only), for reuse by the next request. */
   promptIds: number[] = [];
+  /** Where the last prompt's prefix was cut (see cutPrefixStable): keeps the cut still while typing. */
+  prefixAnchor: string | null = null;
   readonly template: FimTemplate;
   /** Shared-prompt KV capacity in tokens. */
   readonly ctxTokens: number;
@@ -223,7 +225,8 @@ export async function complete(session: ModelSession, params: CompleteParams, to
   const ctx = session.context(p.n, p.maxTokens);
   const room = session.ctxTokens - 8; // the template's markers and BOS
   const budget = Math.min(p.contextTokens ?? room, room);
-  const prompt = buildPrompt(tok, session.template, p.prefix, p.suffix, budget);
+  const prompt = buildPrompt(tok, session.template, p.prefix, p.suffix, budget, session.prefixAnchor);
+  session.prefixAnchor = prompt.anchor;
   if (prompt.ids.length === 0) throw new ParamsError('complete: the prompt is empty (no prefix and the model has no BOS)');
 
   const stopWatch = watchCancel(token, ctx);

@@ -89,7 +89,16 @@ export interface BuiltPrompt {
   prefixTokens: number;
   suffixTokens: number;
   stopIds: Set<number>;
+  /** Start of the kept prefix when it was cut (pass it back with the next request), else null. */
+  anchor: string | null;
 }
+
+/**
+ * When the prefix must be cut, it is cut this much below its budget, so the next requests while
+ * the user types still fit without moving the cut: the prompt then starts with the same tokens and
+ * the engine reuses their KV instead of evaluating the whole prompt again.
+ */
+export const PREFIX_SLACK = 1 / 8;
 
 /** Share of the budget the prefix gets when both sides need more than they can have. */
 export const PREFIX_SHARE = 0.75;
@@ -99,7 +108,8 @@ export const PREFIX_SHARE = 0.75;
  * few marker tokens come on top). The prefix loses lines from its top, the suffix from its bottom;
  * whole lines are kept, nearest the cursor first. What one side leaves unused goes to the other.
  */
-export function buildPrompt(tok: PromptTokenizer, template: FimTemplate, prefix: string, suffix: string, contextTokens: number): BuiltPrompt {
+export function buildPrompt(tok: PromptTokenizer, template: FimTemplate, prefix: string, suffix: string, contextTokens: number,
+  anchor: string | null = null): BuiltPrompt {
   const budget = Math.max(1, Math.floor(contextTokens));
   const fim = template.name !== 'none';
   const encP = (t: string) => tok.encode(t);
@@ -107,14 +117,15 @@ export function buildPrompt(tok: PromptTokenizer, template: FimTemplate, prefix:
 
   let p: Cut, s: Cut = { text: '', ids: [] };
   if (!fim) {
-    p = cutPrefix(prefix, budget, encP);
+    p = cutPrefixStable(prefix, budget, encP, anchor);
   } else {
     const suffixShare = budget - Math.floor(budget * PREFIX_SHARE);
-    p = cutPrefix(prefix, budget - suffixShare, encP);
-    s = cutSuffix(suffix, budget - p.ids.length, encS);
+    p = cutPrefixStable(prefix, budget - suffixShare, encP, anchor);
+    // A cut prefix keeps its whole share (its slack is room to grow, not the suffix's).
+    s = cutSuffix(suffix, p.text.length < prefix.length ? suffixShare : budget - p.ids.length, encS);
     // The suffix needed less than its share and the prefix was cut: give the prefix the rest.
     if (p.text.length < prefix.length && p.ids.length + s.ids.length < budget) {
-      p = cutPrefix(prefix, budget - s.ids.length, encP);
+      p = cutPrefixStable(prefix, budget - s.ids.length, encP, anchor);
     }
   }
 
@@ -128,7 +139,34 @@ export function buildPrompt(tok: PromptTokenizer, template: FimTemplate, prefix:
   return {
     ids, template: template.name, prefix: p.text, suffix: s.text,
     prefixTokens: p.ids.length, suffixTokens: s.ids.length, stopIds: template.stopIds,
+    anchor: p.text.length < prefix.length ? anchorOf(p.text) : null,
   };
+}
+
+/** The first whole lines (up to 200 characters) of a kept prefix: where the cut was. */
+function anchorOf(kept: string): string | null {
+  const nl = kept.lastIndexOf('\n', 200);
+  return nl > 0 ? kept.slice(0, nl + 1) : null;
+}
+
+/**
+ * cutPrefix, but stable while the user types: if the previous request's cut (`anchor`) is still
+ * at a line start and what follows it still fits (and fills at least 3/4 of the budget, so a cursor
+ * moved far away gets a fresh cut), keep cutting there. Otherwise cut PREFIX_SLACK below the budget.
+ */
+export function cutPrefixStable(text: string, budget: number, encode: (t: string) => number[], anchor: string | null): Cut {
+  if (anchor) {
+    for (let pos = text.indexOf(anchor); pos >= 0; pos = text.indexOf(anchor, pos + 1)) {
+      if (pos > 0 && text[pos - 1] !== '\n') continue;
+      const kept = text.slice(pos);
+      const ids = encode(kept);
+      if (ids.length <= budget && ids.length >= budget * 0.75) return { text: kept, ids };
+      break;
+    }
+  }
+  const tight = cutPrefix(text, budget, encode);
+  if (tight.text.length === text.length) return tight; // everything fits: nothing to keep stable
+  return cutPrefix(text, Math.max(1, Math.floor(budget * (1 - PREFIX_SLACK))), encode);
 }
 
 interface Cut { text: string; ids: number[] }

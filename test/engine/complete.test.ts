@@ -128,6 +128,21 @@ describe.skipIf(!HAVE_SHARED)('complete on a real model file', () => {
     s.dispose();
   });
 
+  it('keeps reusing the prompt KV while typing in a file longer than the context budget', async () => {
+    const s = new ModelSession(model);
+    let prefix = Array.from({ length: 80 }, (_, i) => `v${i} = f(${i})\n`).join('');
+    const reused: number[] = [];
+    for (const ch of 'total = v1 + v2') {
+      prefix += ch;
+      const r = await complete(s, { prefix, suffix: SUFFIX, n: 2, maxTokens: 2, contextTokens: 200 }, never);
+      reused.push(r.timings.prompt_tokens - r.timings.reused_tokens);
+    }
+    console.log(`tokens evaluated per keystroke (prompt ~200): ${reused.join(' ')}`);
+    // After the first request only the changed tail (last prefix tokens + the suffix) is evaluated.
+    for (const n of reused.slice(1)) expect(n).toBeLessThan(40);
+    s.dispose();
+  });
+
   it('stops each sample on its own: max tokens, single line, stop sequences; text matches its tokens', async () => {
     const s = new ModelSession(model);
     const r = await run(s, { n: 16, seed: 9, temperature: 1.2, maxTokens: 10, topK: 0, topP: 1, minP: 0 });

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseGGUF } from '../../engine/gguf';
 import { Tokenizer } from '../../engine/tokenizer';
-import { buildPrompt, chooseTemplate, cutPrefix, cutSuffix, type PromptTokenizer } from '../../engine/prompt';
+import { PREFIX_SLACK, buildPrompt, chooseTemplate, cutPrefix, cutSuffix, type PromptTokenizer } from '../../engine/prompt';
 import { HAVE_SHARED, fixture } from '../shared';
 
 const vocab = (name: string) =>
@@ -15,7 +15,7 @@ class FakeCharTokenizer implements PromptTokenizer {
   readonly vocabSize: number;
   readonly special: PromptTokenizer['special'];
   private names: string[];
-  constructor(specials: string[], special: Partial<PromptTokenizer['special']>, readonly addBos: boolean, private spacePrefix = false) {
+  constructor(specials: string[], special: Partial<Record<keyof PromptTokenizer['special'], string>>, readonly addBos: boolean, private spacePrefix = false) {
     this.names = specials;
     this.vocabSize = 256 + specials.length;
     const id = (n: string | undefined) => (n === undefined ? null : 256 + specials.indexOf(n));
@@ -86,10 +86,13 @@ describe.skipIf(!HAVE_SHARED)('FIM templates from real vocabularies', () => {
     const suffix = Array.from({ length: 400 }, (_, i) => `after_${i} = use(result, ${i})\n`).join('');
     const p = buildPrompt(tok, t, prefix, suffix, 256);
     console.log(`budget 256: prefix ${p.prefixTokens} tokens, suffix ${p.suffixTokens} tokens, prompt ${p.ids.length}`);
+    // The prefix gets 3/4 (192) and, being cut, leaves 1/8 of that free to grow while typing.
     expect(p.prefixTokens + p.suffixTokens).toBeLessThanOrEqual(256);
-    expect(p.prefixTokens + p.suffixTokens).toBeGreaterThan(256 - 2 * 14); // at most a line lost on each side
-    expect(p.prefixTokens).toBeLessThanOrEqual(192);
-    expect(p.prefixTokens).toBeGreaterThan(192 - 14);
+    expect(p.prefixTokens + p.suffixTokens).toBeGreaterThan(256 - 192 * PREFIX_SLACK - 2 * 14); // at most a line lost on each side
+    expect(p.prefixTokens).toBeLessThanOrEqual(192 * (1 - PREFIX_SLACK));
+    expect(p.prefixTokens).toBeGreaterThanOrEqual(192 * (1 - PREFIX_SLACK) - 14);
+    expect(p.suffixTokens).toBeLessThanOrEqual(64);
+    expect(p.suffixTokens).toBeGreaterThanOrEqual(64 - 14);
     expect(prefix.endsWith(p.prefix)).toBe(true);
     expect(p.prefix.endsWith('line_399 = compute(399, value_399)\nresult = ')).toBe(true);
     expect(p.prefix.startsWith('line_')).toBe(true); // whole lines
@@ -106,11 +109,59 @@ describe.skipIf(!HAVE_SHARED)('FIM templates from real vocabularies', () => {
     const long = Array.from({ length: 300 }, (_, i) => `v${i} = ${i}\n`).join('');
     const a = buildPrompt(tok, t, long, '\n', 200);
     expect(a.suffixTokens).toBeLessThanOrEqual(2);
-    expect(a.prefixTokens).toBeGreaterThan(200 - 2 - 12); // within one line (≤ 12 tokens: StarCoder splits digits) of the whole budget
+    // Within one line (≤ 12 tokens: StarCoder splits digits) of the whole budget less the slack.
+    expect(a.prefixTokens).toBeGreaterThan((200 - 2) * (1 - PREFIX_SLACK) - 12);
     const b = buildPrompt(tok, t, 'x = ', long, 200);
     expect(b.prefix).toBe('x = ');
     expect(b.suffixTokens).toBeGreaterThan(200 - 4 - 12);
     expect(b.prefixTokens + b.suffixTokens).toBeLessThanOrEqual(200);
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('prefix cut stays still while typing (so the prompt KV is reused)', () => {
+  it('keeps the cut line across keystrokes while the slack lasts', () => {
+    const tok = vocab('deepseek-coder');
+    const t = chooseTemplate(tok);
+    let text = Array.from({ length: 300 }, (_, i) => `line_${i} = compute(${i}, value_${i})\n`).join('');
+    let anchor: string | null = null;
+    const starts: string[] = [];
+    const typed = 'result = some_function(alpha, beta, gamma)\nother = result + 1\n';
+    for (const ch of typed) {
+      text += ch;
+      const p = buildPrompt(tok, t, text, '', 400, anchor);
+      anchor = p.anchor;
+      expect(p.prefixTokens).toBeLessThanOrEqual(400);
+      expect(text.endsWith(p.prefix)).toBe(true);
+      starts.push(p.prefix.slice(0, p.prefix.indexOf('\n')));
+    }
+    const moves = starts.filter((s, i) => i > 0 && s !== starts[i - 1]).length;
+    console.log(`${typed.length} keystrokes: the cut moved ${moves} times (first line kept: ${starts[0]})`);
+    expect(moves).toBe(0); // ~25 tokens typed, slack is 50
+    // Without the anchor every request cuts tight, and the cut moves as the text grows.
+    let tightMoves = 0, prev = '';
+    text = text.slice(0, -typed.length);
+    for (const ch of typed) {
+      text += ch;
+      const p = buildPrompt(tok, t, text, '', 400, null);
+      const first = p.prefix.slice(0, p.prefix.indexOf('\n'));
+      if (prev && first !== prev) tightMoves++;
+      prev = first;
+    }
+    // Without the anchor each request is a fresh cut from the new end, so the cut line moves.
+    console.log(`without the anchor the cut moved ${tightMoves} times`);
+    expect(tightMoves).toBeGreaterThan(0);
+  });
+
+  it('a cursor moved far away (anchor gone or too little text after it) gets a fresh cut', () => {
+    const tok = vocab('deepseek-coder');
+    const t = chooseTemplate(tok);
+    const text = Array.from({ length: 300 }, (_, i) => `line_${i} = compute(${i}, value_${i})\n`).join('');
+    const first = buildPrompt(tok, t, text, '', 400, null);
+    expect(first.anchor).not.toBeNull();
+    const elsewhere = text.slice(0, text.length / 2);
+    const p = buildPrompt(tok, t, elsewhere, '', 400, first.anchor);
+    expect(p.prefixTokens).toBeGreaterThanOrEqual(400 * (1 - PREFIX_SLACK) - 14);
+    expect(elsewhere.endsWith(p.prefix)).toBe(true);
   });
 });
 
