@@ -113,7 +113,9 @@ export class EngineClient {
         this.setState('ready');
         return info;
       } catch (e) {
-        const msg = describe(e);
+        // The engine names the file itself (sometimes twice): say it once, in front.
+        let msg = describe(e);
+        if (path) while (msg.startsWith(`${path}: `)) msg = msg.slice(path.length + 2);
         this.opts.log('error', `loading ${path ?? 'the bundled model'} failed: ${msg}`);
         if (conn !== this.conn) throw new EngineError(`The engine stopped while loading ${path ?? 'the bundled model'}.`, 'dead');
         // The previous model keeps working: if the engine dropped it, load it again.

@@ -16,6 +16,7 @@ import type { CompleteResult, ModelInfo } from '../engine/protocol';
 /** What activate() returns: the extension-host tests drive Forkcast through this and the commands. */
 export interface ForkcastApi {
   engine: EngineClient;
+  provider: InlineProvider;
   settings(): ForkcastSettings;
   onDidComplete: vscode.Event<CompletionEvent>;
   onDidShowCandidates: vscode.Event<CandidatePick[]>;
@@ -130,6 +131,7 @@ export function activate(context: vscode.ExtensionContext): ForkcastApi {
 
   return {
     engine: client,
+    provider,
     settings: () => settings,
     onDidComplete: provider.onDidComplete,
     onDidShowCandidates: candidatesShown.event,
