@@ -14,7 +14,7 @@ import type { GGUFFile } from '../gguf';
 import type { SpecialTokens } from '../protocol';
 import { BpeEncoder, byteLevelDecode } from './bpe';
 import { makePreTokenizer, type PreTokenizer } from './pretokenizers';
-import { SPACE, spmEncode } from './spm';
+import { SPACE, SpmEncoder } from './spm';
 
 /** GGUF token types (llama_token_type). */
 export const TokenType = { Undefined: 0, Normal: 1, Unknown: 2, Control: 3, UserDefined: 4, Unused: 5, Byte: 6 } as const;
@@ -67,7 +67,7 @@ export class Tokenizer {
   private readonly types: Int32Array;
   private readonly toId: Map<string, number>;
   private readonly bytesCache: Array<Uint8Array | undefined>;
-  private readonly spm?: { toId: Map<string, number>; scores: Float32Array; unkId: number | null };
+  private readonly spm?: SpmEncoder;
   private readonly bpe?: BpeEncoder;
   /** User-defined tokens matched in text, longest first. */
   private readonly matchable: Array<{ text: string; id: number }>;
@@ -145,7 +145,7 @@ export class Tokenizer {
     // ---- the encoder proper
     if (this.kind === 'spm') {
       this.preTokenizer = null;
-      this.spm = { toId: this.toId, scores, unkId };
+      this.spm = new SpmEncoder({ toId: this.toId, scores, unkId }, this.tokens);
       this.addSpacePrefix = boolMeta(file, 'tokenizer.ggml.add_space_prefix', true);
       this.addBos = boolMeta(file, 'tokenizer.ggml.add_bos_token', true);
     } else {
@@ -184,7 +184,7 @@ export class Tokenizer {
       }
       if (this.spm) {
         const prefixed = spacePrefix && prevWasToken ? ' ' + frag : frag;
-        spmEncode(this.spm, prefixed.replaceAll(' ', SPACE), out);
+        this.spm.encode(prefixed.replaceAll(' ', SPACE), out);
       } else {
         this.bpe!.encode(frag, out);
       }
