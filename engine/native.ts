@@ -114,8 +114,8 @@ export interface Addon {
   matmul(type: number, w: Uint8Array, ne0: number, ne1: number, x: Float32Array, n: number, threads: number): Float32Array;
   /** The decode attention kernels on explicit inputs (tests and benchmarks). Returns [n][n_head][hd]. */
   attention(args: AttentionTestArgs): Float32Array;
-  /** Benchmark: best-of-`iters` seconds for one call of the attention kernel alone (inputs prepared outside the timing). */
-  attentionBench(args: AttentionTestArgs, iters: number): number;
+  /** Benchmark: best-of-`iters` seconds for one call of the attention kernel alone (inputs prepared outside the timing; cold = caches flushed before each call). */
+  attentionBench(args: AttentionTestArgs, iters: number, cold?: boolean): number;
   /** Benchmark: memory read bandwidth in bytes/second, reading a `bytes`-sized array with `threads` threads (best of iters). */
   readBandwidth(bytes: number, threads: number, iters: number): number;
 }

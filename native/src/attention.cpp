@@ -23,6 +23,10 @@
 #include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
+// GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*(), which its own
+// -Wuninitialized then reports at every use; the values are fully overwritten.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #define FC_X86 1
 #endif
@@ -125,11 +129,12 @@ const Kernels K = pick_kernels();
 
 // Per-thread scratch, grown on first use and then reused: no allocation per decode step.
 struct Scratch {
-  std::vector<float> q, s, m, l, acc;
+  std::vector<float> q, s, m, l, acc, kt;
   void reserve(int R, int hd) {
     if ((int64_t)q.size() < (int64_t)R * hd) { q.resize((size_t)R * hd); acc.resize((size_t)R * hd); }
-    if ((int64_t)s.size() < (int64_t)R * kTile) s.resize((size_t)R * kTile);
+    if ((int64_t)s.size() < (int64_t)4 * kTile) s.resize((size_t)4 * kTile);
     if ((int)m.size() < R) { m.resize(R); l.resize(R); }
+    if ((int64_t)kt.size() < (int64_t)hd * kTile) kt.resize((size_t)hd * kTile);
   }
   void start(int R, int hd) {
     std::fill(m.begin(), m.begin() + R, -std::numeric_limits<float>::infinity());
@@ -141,7 +146,8 @@ thread_local Scratch tls;
 
 // Rows [r0, r0+R) of the scratch's Q attend positions [0, npos) of one head's K/V ([pos][hd]).
 // limit (optional): row r may only see positions < limit[r] (causal prefill).
-void attend(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos, const int64_t* limit) {
+// Generic version: one row at a time, dot products against the tile's keys.
+void attend_rows(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos, const int64_t* limit) {
   for (int64_t t0 = 0; t0 < npos; t0 += kTile) {
     const int T = (int)std::min<int64_t>(kTile, npos - t0);
     const float* kt = k + t0 * hd;
@@ -165,6 +171,174 @@ void attend(Scratch& w, int r0, int R, int hd, const float* k, const float* v, i
       for (int t = 0; t < c; t++) K.axpy(ar, sr[t], vt + (size_t)t * hd, hd);
     }
   }
+}
+
+#ifdef FC_X86
+// ---- AVX-512 tile kernels: the two products as register-blocked GEMMs ----------------------
+// Scores: up to 4 query rows x 64 keys at once against the tile's K transposed to [hd][64], so
+// each K element loaded feeds 4 rows (no horizontal sums). Values: up to 4 rows' accumulators
+// (64 dims each) stay in registers while the tile's V rows stream through.
+#define FC_AVX512 __attribute__((target("avx512f,fma")))
+
+FC_AVX512 inline __m512 exp512(__m512 x) {  // same method as exp256
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
+// s[r][0..64) = q_r . kt[:, t] for RB rows (q rows hd apart, kt [hd][64]).
+template <int RB>
+FC_AVX512 void qk_block(const float* q, int hd, const float* kt, float* s) {
+  __m512 a[RB][4];
+  for (int r = 0; r < RB; r++)
+    for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
+  for (int x = 0; x < hd; x++) {
+    const float* k = kt + (size_t)x * kTile;
+    const __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16), k2 = _mm512_loadu_ps(k + 32),
+                 k3 = _mm512_loadu_ps(k + 48);
+    for (int r = 0; r < RB; r++) {
+      const __m512 b = _mm512_set1_ps(q[(size_t)r * hd + x]);
+      a[r][0] = _mm512_fmadd_ps(b, k0, a[r][0]);
+      a[r][1] = _mm512_fmadd_ps(b, k1, a[r][1]);
+      a[r][2] = _mm512_fmadd_ps(b, k2, a[r][2]);
+      a[r][3] = _mm512_fmadd_ps(b, k3, a[r][3]);
+    }
+  }
+  for (int r = 0; r < RB; r++)
+    for (int j = 0; j < 4; j++) _mm512_storeu_ps(s + r * kTile + 16 * j, a[r][j]);
+}
+
+// acc[r][d0 .. d0+16*ND) += sum_{t<c} p[r][t] v[t][d0 ..] for RB rows.
+template <int RB, int ND>
+FC_AVX512 void pv_block(const float* p, int c, const float* v, int hd, int d0, float* acc) {
+  __m512 a[RB][ND];
+  for (int r = 0; r < RB; r++)
+    for (int j = 0; j < ND; j++) a[r][j] = _mm512_loadu_ps(acc + (size_t)r * hd + d0 + 16 * j);
+  for (int t = 0; t < c; t++) {
+    const float* vt = v + (size_t)t * hd + d0;
+    __m512 vv[ND];
+    for (int j = 0; j < ND; j++) vv[j] = _mm512_loadu_ps(vt + 16 * j);
+    for (int r = 0; r < RB; r++) {
+      const __m512 b = _mm512_set1_ps(p[r * kTile + t]);
+      for (int j = 0; j < ND; j++) a[r][j] = _mm512_fmadd_ps(b, vv[j], a[r][j]);
+    }
+  }
+  for (int r = 0; r < RB; r++)
+    for (int j = 0; j < ND; j++) _mm512_storeu_ps(acc + (size_t)r * hd + d0 + 16 * j, a[r][j]);
+}
+
+template <int RB>
+FC_AVX512 void pv_rows(const float* p, int c, const float* v, int hd, float* acc) {
+  for (int d0 = 0; d0 < hd; d0 += 64) {
+    switch (std::min(4, (hd - d0) / 16)) {
+      case 4: pv_block<RB, 4>(p, c, v, hd, d0, acc); break;
+      case 3: pv_block<RB, 3>(p, c, v, hd, d0, acc); break;
+      case 2: pv_block<RB, 2>(p, c, v, hd, d0, acc); break;
+      default: pv_block<RB, 1>(p, c, v, hd, d0, acc); break;
+    }
+  }
+}
+
+// Row r of a score block: positions >= c are masked out; updates m, l, rescales acc, turns the
+// scores into exp(s - m) (zero where masked).
+FC_AVX512 void softmax_row(float* s, int c, float& m, float& l, float* acc, int hd) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __mmask16 mk[4];
+  __m512 mx = ninf;
+  for (int j = 0; j < 4; j++) {
+    const int left = std::max(0, std::min(16, c - 16 * j));
+    mk[j] = (__mmask16)((1u << left) - 1u);
+    mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(ninf, mk[j], s + 16 * j));
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, mx);
+  float tmax = lanes[0];
+  for (int i = 1; i < 16; i++) tmax = std::max(tmax, lanes[i]);
+  if (tmax > m) {
+    const float c_old = std::exp(m - tmax);
+    if (l != 0.f) {
+      const __m512 cv = _mm512_set1_ps(c_old);
+      for (int i = 0; i < hd; i += 16) _mm512_storeu_ps(acc + i, _mm512_mul_ps(cv, _mm512_loadu_ps(acc + i)));
+    }
+    l *= c_old;
+    m = tmax;
+  }
+  const __m512 vm = _mm512_set1_ps(m);
+  __m512 sum = _mm512_setzero_ps();
+  for (int j = 0; j < 4; j++) {
+    const __m512 e = _mm512_maskz_mov_ps(mk[j], exp512(_mm512_sub_ps(_mm512_loadu_ps(s + 16 * j), vm)));
+    _mm512_storeu_ps(s + 16 * j, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  _mm512_store_ps(lanes, sum);
+  float total = 0.f;
+  for (int i = 0; i < 16; i++) total += lanes[i];
+  l += total;
+}
+
+template <int RB>
+FC_AVX512 void tile_rows(Scratch& w, int r, int hd, const float* vt, int T, int64_t t0, const int64_t* limit) {
+  float* sb = w.s.data();
+  qk_block<RB>(w.q.data() + (size_t)r * hd, hd, w.kt.data(), sb);
+  int cmax = 0;
+  for (int i = 0; i < RB; i++) {
+    int c = T;
+    if (limit) c = (int)std::max<int64_t>(0, std::min<int64_t>(T, limit[i] - t0));
+    cmax = std::max(cmax, c);
+    if (c == 0) {
+      std::memset(sb + i * kTile, 0, sizeof(float) * kTile);
+      continue;
+    }
+    softmax_row(sb + i * kTile, c, w.m[r + i], w.l[r + i], w.acc.data() + (size_t)(r + i) * hd, hd);
+  }
+  if (cmax > 0) pv_rows<RB>(sb, cmax, vt, hd, w.acc.data() + (size_t)r * hd);
+}
+
+// Same contract as attend_rows; needs hd % 16 == 0.
+FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos,
+                             const int64_t* limit) {
+  for (int64_t t0 = 0; t0 < npos; t0 += kTile) {
+    const int T = (int)std::min<int64_t>(kTile, npos - t0);
+    // K tile transposed to [hd][64] (zero-padded past T): read once, used by all R rows.
+    float* kt = w.kt.data();
+    const float* kb = k + t0 * hd;
+    for (int t = 0; t < T; t++)
+      for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kb[(size_t)t * hd + x];
+    if (T < kTile)
+      for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
+    const float* vt = v + t0 * hd;
+    for (int r = r0; r < r0 + R; r += 4) {
+      const int64_t* lim = limit ? limit + (r - r0) : nullptr;
+      switch (std::min(4, r0 + R - r)) {
+        case 4: tile_rows<4>(w, r, hd, vt, T, t0, lim); break;
+        case 3: tile_rows<3>(w, r, hd, vt, T, t0, lim); break;
+        case 2: tile_rows<2>(w, r, hd, vt, T, t0, lim); break;
+        default: tile_rows<1>(w, r, hd, vt, T, t0, lim); break;
+      }
+    }
+  }
+}
+const bool kHave512 = __builtin_cpu_supports("avx512f");
+#endif
+
+// Few rows (MHA replicated: one row per item) gain nothing from the transposed tile; many rows do.
+void attend(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos, const int64_t* limit) {
+#ifdef FC_X86
+  if (kHave512 && hd % 16 == 0 && R >= 4) return attend_avx512(w, r0, R, hd, k, v, npos, limit);
+#endif
+  attend_rows(w, r0, R, hd, k, v, npos, limit);
 }
 
 // out row = acc / l.
