@@ -1,20 +1,19 @@
 // The real engine process (`node dist/cli.js serve`), spoken to over its stdio the way any client
 // would, including clients that send garbage. Models are real GGUF files written by make-model.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeModel } from '../../engine/makeModel';
 import { HAVE_SHARED, fixture } from '../shared';
+import { ROOT, builtCli } from './built';
 
-const ROOT = resolve(__dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'forkcast-server-'));
 let small: string, big: string;
 
 beforeAll(() => {
-  const b = spawnSync(process.execPath, ['scripts/bundle.mjs'], { cwd: ROOT, encoding: 'utf8' });
-  if (b.status !== 0) throw new Error(`bundle failed: ${b.stderr}`);
+  builtCli();
   if (!HAVE_SHARED) return;
   const vocab = fixture('vocab', 'ggml-vocab-deepseek-coder.gguf');
   small = join(dir, 'small.gguf');
@@ -39,7 +38,7 @@ class Engine {
   readonly exited: Promise<number | null>;
 
   constructor() {
-    this.proc = spawn(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'serve', '--threads', '2'], { cwd: ROOT });
+    this.proc = spawn(process.execPath, [builtCli(), 'serve', '--threads', '2'], { cwd: ROOT });
     this.proc.stderr.on('data', (d) => (this.stderr += d));
     this.proc.stdout.on('data', (d: Buffer) => { this.buf = Buffer.concat([this.buf, d]); this.parse(); });
     this.exited = new Promise((r) => this.proc.on('exit', (code) => r(code)));
