@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "threadpool.h"
+
 // ---- half and bfloat16 ----
 
 // IEEE 754 binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits.
@@ -227,8 +229,9 @@ void dequantize_row(int32_t type, const void* x, float* y, int64_t n) {
 
 // ---- reference quantizers ----
 
+// Round to nearest (lrintf: one cvtss2si instruction, ties to even) and clamp.
 static inline int round_clamp(float v, int lo, int hi) {
-  const int q = (int)std::lround(v);
+  const int q = (int)std::lrintf(v);
   return q < lo ? lo : q > hi ? hi : q;
 }
 
@@ -277,35 +280,36 @@ static void fit_scale_min(const float* x, int n, int nmax, float* s_out, float* 
     *m_out = -lo;
     return;
   }
+  float sx = 0;
+  for (int i = 0; i < n; i++) sx += x[i];
   float best_s = (hi - lo) / nmax, best_m = -lo, best_err = INFINITY;
   for (int step = -6; step <= 12; step++) {
     const float iscale = (nmax + 0.1f * step) / (hi - lo);
     int L[QK_K];
-    double sl = 0, sll = 0, sx = 0, sxl = 0;
+    float sl = 0, sll = 0, sxl = 0;
     for (int i = 0; i < n; i++) {
       L[i] = round_clamp((x[i] - lo) * iscale, 0, nmax);
       sl += L[i];
-      sll += (double)L[i] * L[i];
-      sx += x[i];
-      sxl += (double)x[i] * L[i];
+      sll += (float)(L[i] * L[i]);
+      sxl += x[i] * L[i];
     }
-    const double det = n * sll - sl * sl;
+    const float det = n * sll - sl * sl;
     if (det <= 0) continue;
-    double s = (n * sxl - sl * sx) / det;
-    double m = (sl * sxl - sll * sx) / det;  // x ~= s*L - m  =>  m = (s*sum L - sum x)/n
-    if (m < 0) {                              // min would go up: pin it at 0, refit s alone
+    float s = (n * sxl - sl * sx) / det;
+    float m = (sl * sxl - sll * sx) / det;  // x ~= s*L - m  =>  m = (s*sum L - sum x)/n
+    if (m < 0) {                            // min would go up: pin it at 0, refit s alone
       m = 0;
       s = sxl / sll;
     }
-    double err = 0;
+    float err = 0;
     for (int i = 0; i < n; i++) {
-      const double e = s * L[i] - m - x[i];
+      const float e = s * L[i] - m - x[i];
       err += e * e;
     }
     if (err < best_err) {
-      best_err = (float)err;
-      best_s = (float)s;
-      best_m = (float)m;
+      best_err = err;
+      best_s = s;
+      best_m = m;
     }
   }
   *s_out = best_s;
@@ -322,23 +326,23 @@ static float fit_scale_sym(const float* x, int n, int nneg, int npos) {
   float best_s = vmax / -nneg, best_err = INFINITY;
   for (int step = -6; step <= 12; step++) {
     const float iscale = -(nneg + 0.1f * step) / vmax;
-    double sxl = 0, sll = 0;
+    float sxl = 0, sll = 0;
     int L[QK_K];
     for (int i = 0; i < n; i++) {
       L[i] = round_clamp(x[i] * iscale, -nneg, npos);
-      sxl += (double)x[i] * L[i];
-      sll += (double)L[i] * L[i];
+      sxl += x[i] * L[i];
+      sll += (float)(L[i] * L[i]);
     }
     if (sll == 0) continue;
-    const double s = sxl / sll;
-    double err = 0;
+    const float s = sxl / sll;
+    float err = 0;
     for (int i = 0; i < n; i++) {
-      const double e = s * L[i] - x[i];
+      const float e = s * L[i] - x[i];
       err += e * e;
     }
     if (err < best_err) {
-      best_err = (float)err;
-      best_s = (float)s;
+      best_err = err;
+      best_s = s;
     }
   }
   return best_s;
@@ -453,4 +457,13 @@ void quantize_row(int32_t type, const float* x, void* y, int64_t n) {
     case GGML_Q6_K: quant_q6_K(x, static_cast<block_q6_K*>(y), n / QK_K); return;
     default: return;
   }
+}
+
+void quantize_row_parallel(int32_t type, const float* x, void* y, int64_t n, ThreadPool& pool) {
+  const int64_t bs = ggml_block_size(type), ts = ggml_type_size(type);
+  if (bs == 0 || n % bs != 0) return quantize_row(type, x, y, n);  // let the serial path decide
+  uint8_t* out = static_cast<uint8_t*>(y);
+  pool.parallel_for(n / bs, [&](int64_t b0, int64_t b1) {
+    quantize_row(type, x + b0 * bs, out + b0 * ts, (b1 - b0) * bs);
+  });
 }

@@ -91,3 +91,7 @@ void dequantize_row(int32_t type, const void* x, float* y, int64_t n);
 // Encodes n floats (n a multiple of the block size) into blocks of `type` (reference quantizer,
 // used by the GGUF writer for test and benchmark models).
 void quantize_row(int32_t type, const float* x, void* y, int64_t n);
+// The same, split over the pool's threads by whole blocks (identical bytes): for building large
+// benchmark models, where the K-quant scale search costs about 0.1 us per element per thread.
+class ThreadPool;
+void quantize_row_parallel(int32_t type, const float* x, void* y, int64_t n, ThreadPool& pool);
