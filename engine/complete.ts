@@ -16,6 +16,8 @@ export interface CompletionModel {
   readonly tokenizer: PromptTokenizer & { tokenBytes(id: number): Uint8Array };
   /** Default shared-prompt KV capacity (tokens). */
   readonly ctx?: number;
+  /** Learned absolute positions (StarCoder/GPTBigCode) end at n_ctx_train: prompt + samples must fit. */
+  readonly spec?: { position_embd?: unknown; n_ctx_train: number };
   createContext(opts: Partial<ContextOptions>): NativeContext;
 }
 
@@ -223,7 +225,10 @@ export async function complete(session: ModelSession, params: CompleteParams, to
   check(token);
 
   const ctx = session.context(p.n, p.maxTokens);
-  const room = session.ctxTokens - 8; // the template's markers and BOS
+  let room = session.ctxTokens - 8; // the template's markers and BOS
+  const spec = session.model.spec;
+  if (spec?.position_embd) room = Math.min(room, spec.n_ctx_train - p.maxTokens - 8);
+  if (room < 1) throw new ParamsError(`complete: maxTokens ${p.maxTokens} leaves no room for a prompt in this model's ${spec?.n_ctx_train}-position context`);
   const budget = Math.min(p.contextTokens ?? room, room);
   const prompt = buildPrompt(tok, session.template, p.prefix, p.suffix, budget, session.prefixAnchor);
   session.prefixAnchor = prompt.anchor;

@@ -216,6 +216,20 @@ describe.skipIf(!HAVE_SHARED)('complete on a real model file', () => {
     s.dispose();
   });
 
+  it('learned-position models (StarCoder): the prompt is cut so prompt + samples fit the trained positions', async () => {
+    const m = loadModel(fixture('arch', 'gpt_bigcode-tiny.gguf'), { ctx: 1024, threads: 2 });
+    try {
+      const s = new ModelSession(m);
+      const r = await complete(s, { prefix: 'x = 1\n'.repeat(400), n: 4, maxTokens: 20, temperature: 1, topK: 0, topP: 1, minP: 0 }, never);
+      expect(r.timings.prompt_tokens + 20).toBeLessThanOrEqual(m.info.context_length);
+      expect(r.candidates.reduce((a, c) => a + c.count, 0)).toBe(4);
+      await expect(complete(s, { prefix: 'x', maxTokens: 200 }, never)).rejects.toThrow(/no room for a prompt/);
+      s.dispose();
+    } finally {
+      m.dispose();
+    }
+  });
+
   it('rejects bad params with a clear message', async () => {
     const s = new ModelSession(model);
     await expect(complete(s, { prefix: 'x', n: 65 }, never)).rejects.toThrow(/"n" must be an integer in 1..64/);
