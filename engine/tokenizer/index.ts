@@ -288,13 +288,18 @@ export class Tokenizer {
   }
 }
 
-function numericArray(file: GGUFFile, key: string, n: number): ArrayLike<number> {
+/** A per-token numeric array (scores, types) as plain numbers; any element type, checked for length and kind. */
+function numericArray(file: GGUFFile, key: string, n: number): Float64Array {
   const a = file.getArray(key);
   if (a.length < n) throw new TokenizerError(`"${key}" has ${a.length} entries for ${n} tokens`);
-  for (let i = 0; i < Math.min(a.length, 1); i++) {
-    if (typeof a[i] !== 'number') throw new TokenizerError(`"${key}" should hold numbers`);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = a[i];
+    if (typeof v === 'number') out[i] = v;
+    else if (typeof v === 'bigint') out[i] = Number(v);
+    else throw new TokenizerError(`"${key}" should hold numbers (entry ${i} is ${typeof v})`);
   }
-  return a as ArrayLike<number>;
+  return out;
 }
 
 function boolMeta(file: GGUFFile, key: string, dflt: boolean): boolean {
