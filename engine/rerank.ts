@@ -16,6 +16,7 @@ export const SUFFIX_LINE_PENALTY = 1;
 export const BRACKET_PENALTY = 1; // per bracket made unbalanced, at most 3
 export const REPETITION_PENALTY = 2;
 export const PARTIAL_LINE_PENALTY = 1;
+export const REPEAT_PREVIOUS_PENALTY = 1;
 
 export interface Sample {
   text: string;
@@ -77,6 +78,18 @@ export function ruleRepeatsSuffix(text: string, suffix: string): Verdict | null 
   if (nextLine && nextLine.length >= 3 && lastLine === nextLine) {
     return { penalty: SUFFIX_LINE_PENALTY, reason: 'ends with the line that follows the cursor' };
   }
+  return null;
+}
+
+/** Small models often copy the line above the cursor; a whole line equal to it is a wasted suggestion. */
+export function ruleRepeatsPreviousLine(text: string, prefix: string): Verdict | null {
+  const lines = prefix.split('\n');
+  lines.pop(); // the cursor's own (partial) line
+  const prev = lines.map((l) => l.trim()).filter((l) => l !== '').pop();
+  if (!prev || prev.length < 6) return null;
+  const first = text.split('\n').map((l) => l.trim()).find((l) => l !== '');
+  const atLineStart = /(^|\n)[ \t]*$/.test(prefix);
+  if (atLineStart && first === prev) return { penalty: REPEAT_PREVIOUS_PENALTY, reason: 'repeats the line before the cursor' };
   return null;
 }
 
@@ -188,6 +201,7 @@ export function rerank(samples: Sample[], ctx: RerankContext): Ranked[] {
     const verdicts = [
       ruleEmpty(text),
       ruleRepeatsSuffix(text, ctx.suffix),
+      ruleRepeatsPreviousLine(text, ctx.prefix),
       ruleBrackets(text, afterPrefix, ctx.suffix),
       ruleRepetition(text),
       rulePartialLine(s.finish, ctx.singleLine),

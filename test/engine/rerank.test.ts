@@ -71,6 +71,16 @@ describe('rerank: filters and penalties', () => {
     expect(r[1].filtered).toBe(false);
   });
 
+  it('penalises a candidate that copies the line above the cursor', () => {
+    const pre = 'for item in items:\n    total += item.price\n    ';
+    const r = rerank([s('total += item.price', -0.1), s('count += 1', -0.4)], ctx(pre));
+    expect(r[0].text).toBe('count += 1');
+    expect(r[1].reasons).toContain('repeats the line before the cursor');
+    // Mid-line (the cursor after some text) the rule does not apply, nor to short lines like "}".
+    expect(rerank([s('total += item.price', -0.1)], ctx('x = 1\ntotal += item.price\ny = '))[0].reasons).not.toContain('repeats the line before the cursor');
+    expect(rerank([s('}', -0.1)], ctx('  }\n'))[0].reasons).not.toContain('repeats the line before the cursor');
+  });
+
   it('judges brackets relative to the surrounding code', () => {
     // prefix opens "(", suffix closes it: the candidate must not add or close brackets itself.
     const pre = scanBrackets('print(foo(');
