@@ -311,6 +311,17 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
                              const int64_t* limit) {
   for (int64_t t0 = 0; t0 < npos; t0 += kTile) {
     const int T = (int)std::min<int64_t>(kTile, npos - t0);
+    // Ask for the next tile's K and V now (into L2) so memory streams while this tile computes:
+    // without it every tile waits for DRAM and cold-cache time is compute + transfer, not the max.
+    if (t0 + kTile < npos) {
+      const int Tn = (int)std::min<int64_t>(kTile, npos - t0 - kTile);
+      const char* kn = reinterpret_cast<const char*>(k + (t0 + kTile) * hd);
+      const char* vn = reinterpret_cast<const char*>(v + (t0 + kTile) * hd);
+      for (int64_t b = 0; b < (int64_t)Tn * hd * 4; b += 64) {
+        _mm_prefetch(kn + b, _MM_HINT_T1);
+        _mm_prefetch(vn + b, _MM_HINT_T1);
+      }
+    }
     // K tile transposed to [hd][64] (zero-padded past T): read once, used by all R rows.
     float* kt = w.kt.data();
     const float* kb = k + t0 * hd;
