@@ -73,7 +73,11 @@ export class Tokenizer {
   private readonly matchable: Array<{ text: string; id: number }>;
 
   private constructor(file: GGUFFile, opts: TokenizerOptions) {
-    const warn = (m: string) => { this.warnings.push(m); (opts.warn ?? console.warn)(`[forkcast tokenizer] ${m}`); };
+    const warn = (m: string) => {
+      this.warnings.push(m);
+      if (opts.warn) opts.warn(m);
+      else console.warn(`[forkcast tokenizer] ${m}`);
+    };
     const model = file.has('tokenizer.ggml.model') ? file.getString('tokenizer.ggml.model') : undefined;
     if (model === undefined) throw new TokenizerError('the model file has no tokenizer (metadata "tokenizer.ggml.model" is missing)');
     if (model !== 'llama' && model !== 'gpt2') {
@@ -103,44 +107,9 @@ export class Tokenizer {
     for (let i = 0; i < n; i++) if (!this.toId.has(this.tokens[i])) this.toId.set(this.tokens[i], i);
     this.bytesCache = new Array(n);
 
-    // ---- special ids
-    const metaId = (key: string): number | null | undefined => {
-      const full = `tokenizer.ggml.${key}`;
-      if (!file.has(full)) return undefined;
-      let v: number;
-      try { v = file.getNumber(full); } catch { warn(`"${full}" is not a number; ignored`); return undefined; }
-      if (!Number.isInteger(v) || v < 0 || v >= n) { warn(`"${full}" = ${v} is outside the vocabulary (${n} tokens); ignored`); return undefined; }
-      return v;
-    };
-    const byName = (names: readonly string[]): number | null => {
-      for (const name of names) { const id = this.toId.get(name); if (id !== undefined) return id; }
-      return null;
-    };
-    const inRange = (id: number) => (id < n ? id : null);
-    const spmDefaults = this.kind === 'spm';
-    this.special = {
-      bos: metaId('bos_token_id') ?? (spmDefaults ? inRange(1) : null),
-      eos: metaId('eos_token_id') ?? (spmDefaults ? inRange(2) : null),
-      eot: metaId('eot_token_id') ?? byName(EOT_NAMES),
-      fim_prefix: metaId('fim_pre_token_id') ?? metaId('prefix_token_id') ?? byName(FIM_NAMES.fim_prefix),
-      fim_suffix: metaId('fim_suf_token_id') ?? metaId('suffix_token_id') ?? byName(FIM_NAMES.fim_suffix),
-      fim_middle: metaId('fim_mid_token_id') ?? metaId('middle_token_id') ?? byName(FIM_NAMES.fim_middle),
-      fim_pad: metaId('fim_pad_token_id') ?? byName(FIM_NAMES.fim_pad),
-      fim_rep: metaId('fim_rep_token_id') ?? byName(FIM_NAMES.fim_rep),
-      fim_sep: metaId('fim_sep_token_id') ?? byName(FIM_NAMES.fim_sep),
-    };
-    const unkId = metaId('unknown_token_id') ?? (spmDefaults ? inRange(0) : null);
-
-    // ---- user-defined tokens that text can produce
-    const specialIds = new Set(Object.values(this.special).filter((v): v is number => v !== null));
-    this.matchable = [];
-    for (let i = 0; i < n; i++) {
-      if (this.types[i] !== TokenType.UserDefined) continue;
-      const text = this.tokens[i];
-      if (CONTROL_BY_NAME.has(text) || specialIds.has(i) || this.toId.get(text) !== i) continue;
-      this.matchable.push({ text, id: i });
-    }
-    this.matchable.sort((a, b) => b.text.length - a.text.length);
+    const { special, unkId } = readSpecialTokens(file, n, this.toId, this.kind, warn);
+    this.special = special;
+    this.matchable = userDefinedMatchers(this.tokens, this.types, this.toId, special);
 
     // ---- the encoder proper
     if (this.kind === 'spm') {
@@ -286,6 +255,54 @@ export class Tokenizer {
     }
     return frags;
   }
+}
+
+/**
+ * BOS/EOS/EOT/FIM ids: the metadata's ids when valid (out-of-range ones are reported and ignored),
+ * else SentencePiece's defaults (BOS 1, EOS 2, UNK 0, as llama.cpp assumes), else — for EOT and FIM —
+ * the first vocabulary token with a known name.
+ */
+function readSpecialTokens(file: GGUFFile, n: number, toId: Map<string, number>, kind: 'spm' | 'bpe', warn: (m: string) => void):
+  { special: SpecialTokens; unkId: number | null } {
+  const metaId = (key: string): number | undefined => {
+    const full = `tokenizer.ggml.${key}`;
+    if (!file.has(full)) return undefined;
+    let v: number;
+    try { v = file.getNumber(full); } catch { warn(`"${full}" is not a number; ignored`); return undefined; }
+    if (!Number.isInteger(v) || v < 0 || v >= n) { warn(`"${full}" = ${v} is outside the vocabulary (${n} tokens); ignored`); return undefined; }
+    return v;
+  };
+  const byName = (names: readonly string[]): number | null => {
+    for (const name of names) { const id = toId.get(name); if (id !== undefined) return id; }
+    return null;
+  };
+  const spmDefault = (id: number) => (kind === 'spm' && id < n ? id : null);
+  const special: SpecialTokens = {
+    bos: metaId('bos_token_id') ?? spmDefault(1),
+    eos: metaId('eos_token_id') ?? spmDefault(2),
+    eot: metaId('eot_token_id') ?? byName(EOT_NAMES),
+    fim_prefix: metaId('fim_pre_token_id') ?? metaId('prefix_token_id') ?? byName(FIM_NAMES.fim_prefix),
+    fim_suffix: metaId('fim_suf_token_id') ?? metaId('suffix_token_id') ?? byName(FIM_NAMES.fim_suffix),
+    fim_middle: metaId('fim_mid_token_id') ?? metaId('middle_token_id') ?? byName(FIM_NAMES.fim_middle),
+    fim_pad: metaId('fim_pad_token_id') ?? byName(FIM_NAMES.fim_pad),
+    fim_rep: metaId('fim_rep_token_id') ?? byName(FIM_NAMES.fim_rep),
+    fim_sep: metaId('fim_sep_token_id') ?? byName(FIM_NAMES.fim_sep),
+  };
+  return { special, unkId: metaId('unknown_token_id') ?? spmDefault(0) };
+}
+
+/** User-defined tokens that text can produce, longest first (control look-alikes and special ids excluded). */
+function userDefinedMatchers(tokens: readonly string[], types: Int32Array, toId: Map<string, number>, special: SpecialTokens):
+  Array<{ text: string; id: number }> {
+  const specialIds = new Set(Object.values(special).filter((v): v is number => v !== null));
+  const out: Array<{ text: string; id: number }> = [];
+  for (let i = 0; i < tokens.length; i++) {
+    if (types[i] !== TokenType.UserDefined) continue;
+    const text = tokens[i];
+    if (CONTROL_BY_NAME.has(text) || specialIds.has(i) || toId.get(text) !== i) continue;
+    out.push({ text, id: i });
+  }
+  return out.sort((a, b) => b.text.length - a.text.length);
 }
 
 /** A per-token numeric array (scores, types) as plain numbers; any element type, checked for length and kind. */
