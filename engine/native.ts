@@ -78,7 +78,11 @@ export interface NativeContext {
   decode(slots: Int32Array, tokens: Int32Array): Promise<Float32Array>;
   /** Aborts the running evalPrompt/decode between layers; its promise rejects with Error('cancelled'). */
   cancel(): void;
-  /** KV bytes held for the current request: the shared prompt KV plus the samples' caches. */
+  /**
+   * KV bytes held for the current request: the shared prompt KV (promptLength positions) plus the
+   * positions each sample has decoded; replicated adds each sample's private copy of the prompt.
+   * Caches are committed page by page as written, so this is physical memory, not capacity.
+   */
   kvBytes(): number;
   dispose(): void;
 }

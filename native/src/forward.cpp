@@ -11,7 +11,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
 #include <stdexcept>
+
+#include <sys/mman.h>
 
 #include "attention.h"
 #include "matmul.h"
@@ -81,6 +84,21 @@ inline float silu(float x) { return x / (1.f + std::exp(-x)); }
 
 }  // namespace
 
+void KvBuffer::reset(size_t floats) {
+  release();
+  if (floats == 0) return;
+  void* p = ::mmap(nullptr, floats * sizeof(float), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  p_ = static_cast<float*>(p);
+  n_ = floats;
+}
+
+void KvBuffer::release() {
+  if (p_) ::munmap(p_, n_ * sizeof(float));
+  p_ = nullptr;
+  n_ = 0;
+}
+
 std::vector<float> tensor_to_floats(const Tensor& t) {
   std::vector<float> out((size_t)(t.ne0 * t.ne1));
   const int64_t row = ggml_row_size(t.type, t.ne0);
@@ -94,8 +112,8 @@ Session::Session(const ModelWeights& w, const SessionOptions& o) : w_(w), o_(o) 
   qdim_ = w.n_head * w.head_dim;
   batch_ = std::max(std::min(kPromptChunk, o.ctx), o.max_samples);
   layer_ctx_ = (size_t)w.n_head_kv * o.ctx * w.head_dim;
-  ctx_k_.assign(layer_ctx_ * w.n_layer, 0.f);
-  ctx_v_.assign(layer_ctx_ * w.n_layer, 0.f);
+  ctx_k_.reset(layer_ctx_ * w.n_layer);
+  ctx_v_.reset(layer_ctx_ * w.n_layer);
   const size_t B = batch_;
   x_.resize(B * w.n_embd);
   xb_.resize(B * std::max(w.n_embd, qdim_));
@@ -117,11 +135,15 @@ Session::Session(const ModelWeights& w, const SessionOptions& o) : w_(w), o_(o) 
 
 Session::~Session() = default;
 
+// Bytes of KV entries the current request holds: the prompt's P positions once, plus each sample's
+// decode positions; replicated adds every sample's private copy of the prompt (the shared one stays,
+// it is what the next request reuses). Caches are committed page by page as they are written, so
+// this is what the request costs in physical memory (up to page rounding), not the capacity.
 int64_t Session::kv_bytes() const {
   const int64_t per_pos = (int64_t)w_.n_layer * 2 * kvdim_ * sizeof(float);  // K and V, all layers
-  int64_t b = per_pos * P_;
-  if (n_samples_ > 0) b += per_pos * n_samples_ * (replicated_ ? rep_stride_ : o_.max_decode);
-  return b;
+  int64_t positions = P_ + (replicated_ && n_samples_ > 0 ? (int64_t)n_samples_ * P_ : 0);
+  for (int s = 0; s < n_samples_; s++) positions += d_[s];
+  return per_pos * positions;
 }
 
 void Session::check_prompt(const int32_t* tokens, int n, int keep) const {
@@ -184,19 +206,20 @@ void Session::begin_samples(int n, bool replicated) {
   n_samples_ = n;
   std::fill(d_.begin(), d_.end(), 0);
   if (!replicated) {
-    std::vector<float>().swap(rep_k_);
-    std::vector<float>().swap(rep_v_);
+    rep_k_.release();
+    rep_v_.release();
     const size_t need = (size_t)w_.n_layer * n * nkv * o_.max_decode * hd;
-    if (dec_k_.size() != need) { dec_k_.assign(need, 0.f); dec_v_.assign(need, 0.f); }
+    dec_k_.reset(need);
+    dec_v_.reset(need);
     return;
   }
   // Baseline: each sample gets a private copy of the prompt KV followed by room for its decode.
-  std::vector<float>().swap(dec_k_);
-  std::vector<float>().swap(dec_v_);
+  dec_k_.release();
+  dec_v_.release();
   rep_stride_ = (int64_t)P_ + o_.max_decode;
   const size_t sample = (size_t)nkv * rep_stride_ * hd, layer = sample * n;
-  rep_k_.assign(layer * w_.n_layer, 0.f);
-  rep_v_.assign(layer * w_.n_layer, 0.f);
+  rep_k_.reset(layer * w_.n_layer);
+  rep_v_.reset(layer * w_.n_layer);
   for (int l = 0; l < w_.n_layer; l++)
     for (int s = 0; s < n; s++)
       for (int h = 0; h < nkv; h++) {

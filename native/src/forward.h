@@ -11,6 +11,26 @@
 #include "tensor.h"
 #include "threadpool.h"
 
+// A float array for KV caches whose pages the OS commits only when first written (anonymous
+// mmap, zero-filled on demand): a cache sized for the capacity costs physical memory only for the
+// positions a request actually fills, so n samples' decode caches weigh what they generated.
+class KvBuffer {
+ public:
+  KvBuffer() = default;
+  ~KvBuffer() { release(); }
+  KvBuffer(const KvBuffer&) = delete;
+  KvBuffer& operator=(const KvBuffer&) = delete;
+  void reset(size_t floats);  // fresh zero pages (throws std::bad_alloc)
+  void release();
+  float* data() { return p_; }
+  size_t size() const { return n_; }
+  float& operator[](size_t i) { return p_[i]; }
+
+ private:
+  float* p_ = nullptr;
+  size_t n_ = 0;
+};
+
 enum class NormKind { Rms, Layer };
 enum class RopeKind { None, Norm, Neox };  // Norm: adjacent pairs (2i, 2i+1); Neox: (i, i + rot/2)
 enum class MlpKind { SwiGLU, Gelu };
@@ -83,10 +103,11 @@ class Session {
   std::unique_ptr<ThreadPool> pool_;
   int kvdim_ = 0, qdim_ = 0, batch_ = 0;
   size_t layer_ctx_ = 0;  // floats of one layer's context K (= V) cache: n_kv * ctx * hd
-  std::vector<float> ctx_k_, ctx_v_;
+  KvBuffer ctx_k_, ctx_v_;
   // Bifurcated decode caches, per layer [n_samples][n_kv][max_decode][hd]; replicated per-sample full
-  // caches, per layer [n_samples][n_kv][rep_stride][hd]. Only one of the two is allocated at a time.
-  std::vector<float> dec_k_, dec_v_, rep_k_, rep_v_;
+  // caches, per layer [n_samples][n_kv][rep_stride][hd]. Only one of the two is allocated at a time,
+  // afresh for each request, so pages from earlier requests do not linger.
+  KvBuffer dec_k_, dec_v_, rep_k_, rep_v_;
   int64_t rep_stride_ = 0;
   int P_ = 0, n_samples_ = 0;
   bool replicated_ = false;

@@ -125,19 +125,25 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
     }
   });
 
-  test('kvBytes: one prompt KV plus small decode caches (bifurcated) vs n full copies (replicated)', async () => {
+  test('kvBytes: one prompt KV plus what each sample generated (bifurcated) vs n private prompt copies (replicated)', async () => {
     const model = loadModel(path, { threads: 2 });
     const { n_layer, n_head_kv, head_dim } = model.spec;
     const perPos = n_layer * 2 * n_head_kv * head_dim * 4;
     const ctx = model.createContext({ ctx: 64, maxSamples: 8, maxDecode: 4, threads: 2 });
+    const all = Int32Array.from({ length: 8 }, (_, i) => i);
     try {
       await ctx.evalPrompt(Int32Array.from({ length: 40 }, (_, i) => i + 1), 0);
       expect(ctx.promptLength).toBe(40);
       expect(ctx.kvBytes()).toBe(perPos * 40);
       ctx.beginSamples(8, 'bifurcated');
-      expect(ctx.kvBytes()).toBe(perPos * (40 + 8 * 4));
+      expect(ctx.kvBytes()).toBe(perPos * 40);
+      await ctx.decode(all, all);
+      await ctx.decode(Int32Array.of(0, 5), Int32Array.of(1, 2)); // two samples go on
+      expect(ctx.kvBytes()).toBe(perPos * (40 + 8 + 2));
       ctx.beginSamples(8, 'replicated');
-      expect(ctx.kvBytes()).toBe(perPos * (40 + 8 * (40 + 4)));
+      expect(ctx.kvBytes()).toBe(perPos * (40 + 8 * 40));
+      await ctx.decode(all, all);
+      expect(ctx.kvBytes()).toBe(perPos * (40 + 8 * 41));
     } finally {
       ctx.dispose();
       model.dispose();
