@@ -3,6 +3,7 @@
 //   npm run bench                 attention + complete (issue 4)
 //   npm run bench -- kernels      matmul kernels vs scalar and vs memory bandwidth
 //   npm run bench -- peers        Forkcast vs llama.cpp (node-llama-cpp) on the same GGUF files
+//   npm run bench -- tokenizer    tokenizing 100 kB of code, Forkcast vs llama.cpp
 type Suite = () => Promise<void> | void;
 
 async function suites(): Promise<Record<string, Suite>> {
@@ -19,6 +20,7 @@ async function suites(): Promise<Record<string, Suite>> {
   await add('complete', () => import('./complete'), 'benchComplete');
   await add('kernels', () => import('./kernels'), 'benchKernels');
   await add('peers', () => import('./peers'), 'benchPeers');
+  await add('tokenizer', () => import('../test/tokenizer/tokenizerBench'), 'benchTokenizer');
   return out;
 }
 
