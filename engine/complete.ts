@@ -279,7 +279,7 @@ export async function complete(session: ModelSession, params: CompleteParams, to
     return {
       text: best.text,
       tokens: best.ids,
-      logprobs: best.logprobs,
+      logprobs: best.logprobs.slice(0, best.ids.length), // one per token (the end token's is in the mean only)
       candidates: ranked.map((c) => ({
         text: c.text, score: c.score, logprob: c.logprob, count: c.count, tokens: c.tokens,
         reasons: c.reasons, finish: c.finish, filtered: c.filtered,
