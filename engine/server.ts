@@ -76,8 +76,10 @@ export class TolerantReader extends AbstractMessageReader {
       const header = this.buf.subarray(0, headerEnd).toString('ascii');
       const m = /(?:^|\r\n)Content-Length:\s*(\d+)\s*(?:\r\n|$)/i.exec(header);
       if (!m) {
+        // Junk before a header (e.g. the tail of a body whose Content-Length was too small):
+        // skip to the next header start, which may lie inside what looked like this header.
         this.reply(errorResponse(null, -32700, 'Parse error: message header has no Content-Length'));
-        this.resync(headerEnd + 4);
+        this.resync(1);
         continue;
       }
       const length = Number(m[1]);
