@@ -123,8 +123,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const modelOpts = { model: { type: 'string' }, threads: { type: 'string' }, ctx: { type: 'string' }, json: { type: 'boolean' } } as const;
   const spec: Record<string, Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>> = {
-    info: { model: { type: 'string' }, json: { type: 'boolean' } },
-    tokenize: { model: { type: 'string' }, 'text-file': { type: 'string' }, jsonl: { type: 'boolean' }, json: { type: 'boolean' } },
+    // info and tokenize run no model; they accept --threads/--ctx (ignored) so scripts can pass them everywhere.
+    info: { ...modelOpts },
+    tokenize: { ...modelOpts, 'text-file': { type: 'string' }, jsonl: { type: 'boolean' } },
     'make-model': {
       arch: { type: 'string' }, layers: { type: 'string' }, embd: { type: 'string' }, heads: { type: 'string' }, 'kv-heads': { type: 'string' },
       ff: { type: 'string' }, ctx: { type: 'string' }, type: { type: 'string' }, 'vocab-from': { type: 'string' }, seed: { type: 'string' },
@@ -140,7 +141,7 @@ async function main(argv: string[]): Promise<number> {
       temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, 'min-p': { type: 'string' }, seed: { type: 'string' },
       'single-line': { type: 'boolean' }, attention: { type: 'string' }, 'context-tokens': { type: 'string' }, stop: { type: 'string', multiple: true },
     },
-    serve: { threads: { type: 'string' } },
+    serve: { threads: { type: 'string' }, ctx: { type: 'string' } },
   };
   if (!spec[command]) throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(spec).join(', ')})`);
   let values: Record<string, unknown>;
@@ -268,8 +269,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'serve': {
+      const ctx = int(v.ctx, 'ctx', 16, 1 << 20);
       startServer({
-        load: (path, o) => loadModel(path, o),
+        load: (path, o) => loadModel(path, { ...o, ctx: o.ctx ?? ctx }),
         defaultModel: bundledModel,
         version: VERSION,
         threads: int(v.threads, 'threads', 0, 1024),
