@@ -359,45 +359,120 @@ void finish(const Scratch& w, int r, int hd, float* out) {
   for (int i = 0; i < hd; i++) out[i] = ar[i] * inv;
 }
 
+// Runs a decode attention call as `items` independent jobs (rows(item) query rows over npos(item)
+// cached positions). When there are fewer jobs than threads (one sample of a GQA/MQA model, say),
+// each job's positions are split into parts computed on different threads and merged exactly:
+// part i leaves (m_i, l_i, acc_i) and out = sum e^{m_i-m} acc_i / sum e^{m_i-m} l_i, m = max m_i
+// (the bifurcated-attention merge again). job(w, item, p0, p1, last) fills w's running sums for
+// positions [p0, p1) of the item (plus whatever only the last part adds); out_row(item, r) is where
+// row r of the item goes.
+template <class Rows, class Npos, class Job, class OutRow>
+void run_jobs(ThreadPool& pool, int items, int hd, Rows rows, Npos npos, Job job, OutRow out_row) {
+  const int nth = pool.size();
+  int splits = 1;
+  if (items < nth) {
+    int64_t shortest = INT64_MAX;
+    for (int it = 0; it < items; it++) shortest = std::min(shortest, npos(it));
+    splits = (int)std::min<int64_t>((nth + items - 1) / items, std::max<int64_t>(1, shortest / (2 * kTile)));
+  }
+  if (splits <= 1) {
+    pool.parallel_for(items, [&](int64_t b, int64_t e) {
+      Scratch& w = tls;
+      for (int64_t it = b; it < e; it++) {
+        job(w, (int)it, 0, npos((int)it), true);
+        for (int r = 0; r < rows((int)it); r++) finish(w, r, hd, out_row((int)it, r));
+      }
+    });
+    return;
+  }
+  int Rmax = 0;
+  for (int it = 0; it < items; it++) Rmax = std::max(Rmax, rows(it));
+  const size_t per = (size_t)Rmax * (hd + 2);  // m[R], l[R], acc[R][hd]
+  thread_local std::vector<float> partial;     // the calling thread's; grown, never shrunk
+  if (partial.size() < per * items * splits) partial.resize(per * items * splits);
+  float* parts = partial.data();
+  pool.parallel_for((int64_t)items * splits, [&](int64_t b, int64_t e) {
+    Scratch& w = tls;
+    for (int64_t x = b; x < e; x++) {
+      const int it = (int)(x / splits), sp = (int)(x % splits), R = rows(it);
+      const int64_t tiles = (npos(it) + kTile - 1) / kTile;
+      const int64_t p0 = std::min(npos(it), tiles * sp / splits * kTile);
+      const int64_t p1 = std::min(npos(it), tiles * (sp + 1) / splits * kTile);
+      job(w, it, p0, p1, sp == splits - 1);
+      float* dst = parts + per * (size_t)x;
+      std::memcpy(dst, w.m.data(), sizeof(float) * R);
+      std::memcpy(dst + R, w.l.data(), sizeof(float) * R);
+      std::memcpy(dst + 2 * R, w.acc.data(), sizeof(float) * R * hd);
+    }
+  });
+  pool.parallel_for(items, [&](int64_t b, int64_t e) {
+    for (int64_t it = b; it < e; it++) {
+      const int R = rows((int)it);
+      for (int r = 0; r < R; r++) {
+        float m = -std::numeric_limits<float>::infinity();
+        for (int sp = 0; sp < splits; sp++) m = std::max(m, parts[per * (it * splits + sp) + r]);
+        float* o = out_row((int)it, r);
+        std::fill(o, o + hd, 0.f);
+        float l = 0.f;
+        for (int sp = 0; sp < splits; sp++) {
+          const float* src = parts + per * (it * splits + sp);
+          if (src[R + r] == 0.f) continue;  // this part saw no positions
+          const float c = std::exp(src[r] - m);
+          l += c * src[R + r];
+          const float* acc = src + 2 * R + (size_t)r * hd;
+          for (int i = 0; i < hd; i++) o[i] += c * acc[i];
+        }
+        const float inv = 1.f / l;
+        for (int i = 0; i < hd; i++) o[i] *= inv;
+      }
+    }
+  });
+}
+
+// Scaled query rows of sample i's heads h*g .. h*g+g-1 into scratch rows [r0, r0+g).
+inline void gather_q(Scratch& w, const float* q, int i, int h, int g, int n_head, int hd, float scale, int r0) {
+  for (int j = 0; j < g; j++) {
+    const float* src = q + ((int64_t)i * n_head + (int64_t)h * g + j) * hd;
+    float* dst = w.q.data() + (size_t)(r0 + j) * hd;
+    for (int t = 0; t < hd; t++) dst[t] = src[t] * scale;
+  }
+}
+
 }  // namespace
 
 void attention_bifurcated_slots(const AttnShape& s, const int* slot_of, const int* d_of, const float* q,
                                 const float* kc, const float* vc, const float* kd, const float* vd, float* out,
                                 ThreadPool& pool) {
   const int g = s.n_head / s.n_kv, hd = s.hd;
-  // Samples per work item: as many as possible (every one shares each context tile) while leaving
-  // about two items per thread for balance.
+  // Samples per job: as many as possible (every one shares each context tile) while leaving about
+  // two jobs per thread for balance.
   const int items_wanted = 2 * pool.size();
-  int chunk = std::max(1, (s.n * s.n_kv + items_wanted - 1) / items_wanted);
-  chunk = std::min(chunk, s.n);
+  const int chunk = std::min(s.n, std::max(1, (s.n * s.n_kv + items_wanted - 1) / items_wanted));
   const int n_chunks = (s.n + chunk - 1) / chunk;
-  pool.parallel_for((int64_t)s.n_kv * n_chunks, [&](int64_t b, int64_t e) {
-    Scratch& w = tls;
-    for (int64_t item = b; item < e; item++) {
-      const int h = (int)(item % s.n_kv);
-      const int s0 = (int)(item / s.n_kv) * chunk, s1 = std::min(s.n, s0 + chunk);
-      const int R = (s1 - s0) * g;
-      w.reserve(R, hd);
-      w.start(R, hd);
-      // Gather the group's query rows [sample][head in group][hd], scaled.
-      for (int i = s0; i < s1; i++)
-        for (int j = 0; j < g; j++) {
-          const float* src = q + ((int64_t)i * s.n_head + (int64_t)h * g + j) * hd;
-          float* dst = w.q.data() + ((size_t)(i - s0) * g + j) * hd;
-          for (int t = 0; t < hd; t++) dst[t] = src[t] * s.scale;
+  auto first = [&](int it) { return (it / s.n_kv) * chunk; };
+  auto last = [&](int it) { return std::min(s.n, first(it) + chunk); };
+  run_jobs(
+      pool, s.n_kv * n_chunks, hd, [&](int it) { return (last(it) - first(it)) * g; },
+      [&](int) { return (int64_t)s.P; },
+      [&](Scratch& w, int it, int64_t p0, int64_t p1, bool with_decode) {
+        const int h = it % s.n_kv, s0 = first(it), s1 = last(it), R = (s1 - s0) * g;
+        w.reserve(R, hd);
+        w.start(R, hd);
+        for (int i = s0; i < s1; i++) gather_q(w, q, i, h, g, s.n_head, hd, s.scale, (i - s0) * g);
+        // Context part: all R rows of the group against the shared cache, read once for all of them.
+        const int64_t c = ((int64_t)h * s.ctx_stride + p0) * hd;
+        attend(w, 0, R, hd, kc + c, vc + c, p1 - p0, nullptr);
+        if (!with_decode) return;
+        // Decode part: each sample's rows against its own cache.
+        for (int i = s0; i < s1; i++) {
+          const int64_t base = (int64_t)(slot_of ? slot_of[i] : i) * s.dec_sample_stride + (int64_t)h * s.dec_stride * hd;
+          attend(w, (i - s0) * g, g, hd, kd + base, vd + base, d_of ? d_of[i] : s.D, nullptr);
         }
-      // Context part: all R rows against the shared cache, read once for this chunk.
-      attend(w, 0, R, hd, kc + (int64_t)h * s.ctx_stride * hd, vc + (int64_t)h * s.ctx_stride * hd, s.P, nullptr);
-      // Decode part: each sample's rows against its own cache.
-      for (int i = s0; i < s1; i++) {
-        const int64_t base = (int64_t)(slot_of ? slot_of[i] : i) * s.dec_sample_stride + (int64_t)h * s.dec_stride * hd;
-        attend(w, (i - s0) * g, g, hd, kd + base, vd + base, d_of ? d_of[i] : s.D, nullptr);
-      }
-      for (int i = s0; i < s1; i++)
-        for (int j = 0; j < g; j++)
-          finish(w, (i - s0) * g + j, hd, out + ((int64_t)i * s.n_head + (int64_t)h * g + j) * hd);
-    }
-  });
+      },
+      [&](int it, int r) {
+        const int i = first(it) + r / g, j = r % g;
+        return out + ((int64_t)i * s.n_head + (int64_t)(it % s.n_kv) * g + j) * hd;
+      });
 }
 
 void attention_bifurcated(const AttnShape& s, const float* q, const float* kc, const float* vc, const float* kd,
@@ -409,21 +484,18 @@ void attention_replicated_slots(const AttnShape& s, const int* slot_of, const in
                                 int64_t rep_sample_stride, const float* q, const float* k, const float* v, float* out,
                                 ThreadPool& pool) {
   const int g = s.n_head / s.n_kv, hd = s.hd;
-  pool.parallel_for((int64_t)s.n * s.n_kv, [&](int64_t b, int64_t e) {
-    Scratch& w = tls;
-    w.reserve(g, hd);
-    for (int64_t item = b; item < e; item++) {
-      const int i = (int)(item / s.n_kv), h = (int)(item % s.n_kv);
-      w.start(g, hd);
-      for (int j = 0; j < g; j++) {
-        const float* src = q + ((int64_t)i * s.n_head + (int64_t)h * g + j) * hd;
-        for (int t = 0; t < hd; t++) w.q[(size_t)j * hd + t] = src[t] * s.scale;
-      }
-      const int64_t base = (int64_t)(slot_of ? slot_of[i] : i) * rep_sample_stride + (int64_t)h * rep_stride * hd;
-      attend(w, 0, g, hd, k + base, v + base, (int64_t)s.P + (d_of ? d_of[i] : s.D), nullptr);
-      for (int j = 0; j < g; j++) finish(w, j, hd, out + ((int64_t)i * s.n_head + (int64_t)h * g + j) * hd);
-    }
-  });
+  run_jobs(
+      pool, s.n * s.n_kv, hd, [&](int) { return g; },
+      [&](int it) { return (int64_t)s.P + (d_of ? d_of[it / s.n_kv] : s.D); },
+      [&](Scratch& w, int it, int64_t p0, int64_t p1, bool) {
+        const int i = it / s.n_kv, h = it % s.n_kv;
+        w.reserve(g, hd);
+        w.start(g, hd);
+        gather_q(w, q, i, h, g, s.n_head, hd, s.scale, 0);
+        const int64_t base = (int64_t)(slot_of ? slot_of[i] : i) * rep_sample_stride + ((int64_t)h * rep_stride + p0) * hd;
+        attend(w, 0, g, hd, k + base, v + base, p1 - p0, nullptr);
+      },
+      [&](int it, int r) { return out + ((int64_t)(it / s.n_kv) * s.n_head + (int64_t)(it % s.n_kv) * g + r) * hd; });
 }
 
 void attention_replicated(const AttnShape& s, int64_t rep_stride, int64_t rep_sample_stride, const float* q,

@@ -112,6 +112,22 @@ describe('decode attention vs float64 reference over the concatenated KV', () =>
     });
   }
 
+  test('few jobs, many threads: positions split across threads and merged (n 1-2, 8 threads)', () => {
+    let worst = 0;
+    for (const mode of ['bifurcated', 'replicated'] as AttentionMode[])
+      for (const sh of SHAPES)
+        for (const P of [300, 1000])
+          for (const D of [0, 7])
+            for (const n of [1, 2]) {
+              const args = { ...makeArgs(n, sh.n_head, sh.n_kv, sh.hd, P, D), threads: 8 };
+              const e = maxRelError(addon.attention({ ...args, mode }), reference(args), sh.hd);
+              if (!(e < 1e-5)) throw new Error(`${mode} ${sh.name} n=${n} P=${P} D=${D} (8 threads): max relative error ${e}`);
+              worst = Math.max(worst, e);
+            }
+    console.log(`[attention] split over positions (8 threads): max relative error ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-5);
+  });
+
   test('bifurcated and replicated agree on the same inputs (GQA, n=16, context 300, decode 9)', () => {
     const args = makeArgs(16, 14, 2, 64, 300, 9);
     const b = addon.attention({ ...args, mode: 'bifurcated' });
