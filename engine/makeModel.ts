@@ -37,6 +37,8 @@ export interface MakeModelOptions {
   name?: string;
   /** Receives the one-line fallback warning (and nothing else). */
   onWarning?: (line: string) => void;
+  /** Called after each tensor is written (progress for long writes; tests sample memory here). */
+  onProgress?: (done: number, total: number, tensor: string) => void;
 }
 
 export interface MakeModelFallback {
@@ -334,11 +336,18 @@ export function makeModel(o: MakeModelOptions): MakeModelResult {
   const plan = planTensors(o, nVocab, tied);
   const fallbacks: MakeModelFallback[] = [];
   const tensorTypes: Record<string, number> = {};
+  let done = 0;
   const tensors: GGUFWriteTensor[] = plan.map((t) => {
     const { type, fallback } = chooseType(t, o, tied);
     if (fallback) fallbacks.push(fallback);
     tensorTypes[ggmlTypeName(type)] = (tensorTypes[ggmlTypeName(type)] ?? 0) + 1;
-    return { name: t.name, dims: t.dims, type, data: () => tensorChunks(t, type, o.seed) };
+    return {
+      name: t.name, dims: t.dims, type,
+      data: function* () {
+        yield* tensorChunks(t, type, o.seed);
+        o.onProgress?.(++done, plan.length, t.name);
+      },
+    };
   });
   const metadata: Array<[string, GGUFValue]> = [
     ['general.architecture', { type: GGUFType.STRING, value: o.arch }],

@@ -136,6 +136,29 @@ describe.skipIf(!HAVE_SHARED)('make-model', () => {
     expect(load(join(dir, 'fb.gguf')).tensors.filter((t) => t.type === GGMLType.F16)).toHaveLength(7);
   });
 
+  it('streams: writing a 390 MB model holds far less than the model in memory', () => {
+    // 12 layers of width 1024 / ff 4096 in F16: about 390 MB. Memory is sampled after every tensor;
+    // growth must stay well below the file (one tensor and a few generation chunks, plus GC lag).
+    const base = process.memoryUsage();
+    let peak = 0, calls = 0;
+    const r = makeModel({
+      arch: 'llama', layers: 12, embd: 1024, heads: 8, kvHeads: 8, ff: 4096, ctx: 256, type: 'F16',
+      vocabFrom: fixture('arch', 'llama-tiny.gguf'), seed: 1, out: join(dir, 'big.gguf'),
+      onProgress: (done, total) => {
+        calls++;
+        expect(done).toBe(calls);
+        expect(total).toBe(12 * 9 + 3);
+        const m = process.memoryUsage();
+        peak = Math.max(peak, m.heapUsed + m.arrayBuffers - base.heapUsed - base.arrayBuffers);
+      },
+    });
+    rmSync(join(dir, 'big.gguf'));
+    console.log(`[make-model] ${(r.bytes / 2 ** 20).toFixed(0)} MB written with at most ${(peak / 2 ** 20).toFixed(0)} MB more JS heap + array buffers`);
+    expect(r.bytes).toBeGreaterThan(380 * 2 ** 20);
+    expect(calls).toBe(12 * 9 + 3);
+    expect(peak).toBeLessThan(r.bytes / 3);
+  });
+
   it('rejects impossible shapes with the flag named', () => {
     const base: MakeModelOptions = {
       arch: 'llama', layers: 1, embd: 64, heads: 4, kvHeads: 2, ff: 64, ctx: 16, type: 'F32',
