@@ -25,7 +25,7 @@
 // --file=PATH (any GGUF instead), --rows=pp,tg,n16, --reps=N, --threads=N (default 2),
 // --fa=auto|on|off (llama.cpp flash attention).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openGGUF } from '../engine/gguf';
 import { Rng, Sampler, argmax, DEFAULT_SAMPLER } from '../engine/sampler';
@@ -111,7 +111,7 @@ async function openNodeLlama(path: string, threads: number, fa: PeersArgs['fa'])
     batchSize: PP_TOKENS,
     sequences: 1,
     threads: { ideal: threads, min: threads },
-    flashAttention: fa === 'auto' ? undefined : fa === 'on',
+    flashAttention: fa === 'auto' ? 'auto' : fa === 'on', // 'auto' = llama.cpp decides, as the harness's AUTO
   });
   const seq = context.getSequence();
   return {
@@ -197,10 +197,12 @@ function runHarness<T>(h: Harness, model: string, tokFile: string, args: Record<
 // ---------------------------------------------------------------------------------------------
 // Forkcast
 
+interface ParResult { prefill_ms: number; decode_ms: number; total_ms: number; kv_prompt_bytes: number }
+
 interface ForkcastSide {
   pp(tokens: number[]): Promise<number>;
   tg(tokens: number[]): Promise<number>;
-  par(tokens: number[]): Promise<{ prefill_ms: number; decode_ms: number; total_ms: number }>;
+  par(tokens: number[]): Promise<ParResult>;
   dispose(): void;
 }
 
@@ -228,6 +230,7 @@ async function openForkcast(path: string, threads: number): Promise<ForkcastSide
       const rngs = Array.from({ length: PAR_N }, (_, s) => new Rng(SEED, s));
       const t0 = performance.now();
       const last = await ctx.evalPrompt(Int32Array.from(tokens.slice(0, PAR_PROMPT)), 0);
+      const kvPrompt = ctx.kvBytes();
       ctx.beginSamples(PAR_N, 'bifurcated');
       const slots = Int32Array.from({ length: PAR_N }, (_, s) => s);
       const next = Int32Array.from(rngs, (r) => sampler.sample(last, r).id);
@@ -237,7 +240,7 @@ async function openForkcast(path: string, threads: number): Promise<ForkcastSide
         for (let s = 0; s < PAR_N; s++) next[s] = sampler.sample(logits.subarray(s * V, (s + 1) * V), rngs[s]).id;
       }
       const t2 = performance.now();
-      return { prefill_ms: t1 - t0, decode_ms: t2 - t1, total_ms: t2 - t0 };
+      return { prefill_ms: t1 - t0, decode_ms: t2 - t1, total_ms: t2 - t0, kv_prompt_bytes: kvPrompt };
     },
     dispose() {
       ctx.dispose();
@@ -298,7 +301,7 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
     }
     if (a.rows.has('n16')) {
       const fcRuns: number[] = [], hRuns: HarnessPar[] = [];
-      let fcLast: { prefill_ms: number; decode_ms: number } | undefined;
+      let fcLast: ParResult | undefined;
       for (let r = 0; r < a.reps; r++) {
         if (fc) {
           const v = await tryOr(`${m.name} Forkcast n16`, errors, () => fc.par(tokens));
@@ -318,13 +321,16 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
       const hBest = hRuns.length ? hRuns.reduce((x, y) => (y.total_ms < x.total_ms ? y : x)) : undefined;
       const f = tps(PAR_N * PAR_GEN, fcRuns.length ? best(fcRuns) : undefined);
       const hh = tps(PAR_N * PAR_GEN, hBest?.total_ms);
-      // Bound for the decode steps: weights once per step for all 16 rows, plus the prompt KV once.
+      // Bound for the decode steps: each step reads the weights once for all 16 rows and the shared
+      // prompt KV once (Forkcast's fp32 cache); compared with Forkcast's decode-only rate.
+      const bound = (PAR_N * bw.bytesPerSec) / (perToken + (fcLast?.kv_prompt_bytes ?? 0));
+      const fcDecodeRate = fcLast ? (PAR_N * (PAR_GEN - 1) * 1000) / fcLast.decode_ms : undefined;
       rows.push({
         model: m.name, test: `n${PAR_N}x${PAR_GEN} @${PAR_PROMPT}`,
         'Forkcast tok/s': f, 'llama.cpp tok/s': undefined, 'llama.cpp harness tok/s': hh,
         'Forkcast / llama.cpp': ratio(f, hh),
-        'bw bound tok/s': (PAR_N * bw.bytesPerSec) / perToken,
-        'Forkcast % of bound': undefined,
+        'bw bound tok/s': bound,
+        'Forkcast % of bound': fcDecodeRate ? `${((100 * fcDecodeRate) / bound).toFixed(0)}% (decode)` : undefined,
       });
       rows.push({
         model: m.name, test: `  n${PAR_N} prefill / decode ms`,
@@ -353,9 +359,14 @@ export async function benchPeers(): Promise<void> {
   console.log(`threads: ${a.threads}, reps: ${a.reps} (best of, sides interleaved), llama.cpp flash attention: ${a.fa}`);
   console.log(`memory bandwidth: ${(bw.bytesPerSec / 1e9).toFixed(1)} GB/s (${bw.method})`);
   const rows: Row[] = [];
+  // The machine is shared: the load average beside each model tells how disturbed its figures may be.
+  const load = () => { try { return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '); } catch { return '?'; } };
   for (const m of models) {
     console.log(`${m.name}: ${m.path} (${bytes(statSync(m.path).size)}, vocab ${m.vocab}${m.note ? `, ${m.note}` : ''})`);
+    const t0 = performance.now();
+    const l0 = load();
     await benchModel(m, a, bw, harness, rows, errors);
+    console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(0)} s; load average before ${l0}, after ${load()}`);
   }
   console.log('');
   printTable(rows, `Forkcast vs llama.cpp, ${a.threads} threads (tokens/s, higher is better)`);
