@@ -56,6 +56,16 @@ describe.skipIf(!HAVE_SHARED)('GGUF reader on real fixtures', () => {
     expect(file.tensorData(q).buffer).toBe(buffer);
   });
 
+  it('reads GGUF v2 files (same layout as v3 for little-endian files)', () => {
+    const v3 = read(fixture('arch', 'qwen2-tiny.gguf'));
+    const v2 = v3.slice();
+    new DataView(v2.buffer).setUint32(4, 2, true);
+    const a = parseGGUF(v3), b = parseGGUF(v2);
+    expect(b.version).toBe(2);
+    expect([...b.metadata]).toEqual([...a.metadata]);
+    expect(b.tensors).toEqual(a.tensors);
+  });
+
   it('reads vocab-only files (no tensors) and 32k-50k string arrays', () => {
     for (const v of ['ggml-vocab-gpt-2.gguf', 'ggml-vocab-llama-spm.gguf', 'ggml-vocab-deepseek-coder.gguf']) {
       const f = parseGGUF(read(fixture('vocab', v)));
