@@ -376,7 +376,7 @@ void run_jobs(ThreadPool& pool, int items, int hd, Rows rows, Npos npos, Job job
     splits = (int)std::min<int64_t>((nth + items - 1) / items, std::max<int64_t>(1, shortest / (2 * kTile)));
   }
   if (splits <= 1) {
-    pool.parallel_for(items, [&](int64_t b, int64_t e) {
+    pfor(pool, items, [&](int64_t b, int64_t e) {
       Scratch& w = tls;
       for (int64_t it = b; it < e; it++) {
         job(w, (int)it, 0, npos((int)it), true);
@@ -391,7 +391,7 @@ void run_jobs(ThreadPool& pool, int items, int hd, Rows rows, Npos npos, Job job
   thread_local std::vector<float> partial;     // the calling thread's; grown, never shrunk
   if (partial.size() < per * items * splits) partial.resize(per * items * splits);
   float* parts = partial.data();
-  pool.parallel_for((int64_t)items * splits, [&](int64_t b, int64_t e) {
+  pfor(pool, (int64_t)items * splits, [&](int64_t b, int64_t e) {
     Scratch& w = tls;
     for (int64_t x = b; x < e; x++) {
       const int it = (int)(x / splits), sp = (int)(x % splits), R = rows(it);
@@ -405,7 +405,7 @@ void run_jobs(ThreadPool& pool, int items, int hd, Rows rows, Npos npos, Job job
       std::memcpy(dst + 2 * R, w.acc.data(), sizeof(float) * R * hd);
     }
   });
-  pool.parallel_for(items, [&](int64_t b, int64_t e) {
+  pfor(pool, items, [&](int64_t b, int64_t e) {
     for (int64_t it = b; it < e; it++) {
       const int R = rows((int)it);
       for (int r = 0; r < R; r++) {
@@ -508,7 +508,7 @@ void attention_prefill(int T, int p0, int n_head, int n_kv, int hd, int64_t stri
   const int g = n_head / n_kv;
   constexpr int kTokens = 16;  // query tokens per item: their g*16 rows share each K/V tile
   const int n_chunks = (T + kTokens - 1) / kTokens;
-  pool.parallel_for((int64_t)n_kv * n_chunks, [&](int64_t b, int64_t e) {
+  pfor(pool, (int64_t)n_kv * n_chunks, [&](int64_t b, int64_t e) {
     Scratch& w = tls;
     int64_t limit[kTokens * 64];
     for (int64_t item = b; item < e; item++) {

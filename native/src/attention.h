@@ -16,6 +16,13 @@
 #include <cstdint>
 #include "threadpool.h"
 
+// pool.parallel_for without a heap allocation per call: the std::function it takes then holds one
+// reference (fits its small-object buffer) instead of a lambda with many captures.
+template <class F>
+inline void pfor(ThreadPool& pool, int64_t n, const F& f) {
+  pool.parallel_for(n, [&f](int64_t b, int64_t e) { f(b, e); });
+}
+
 struct AttnShape {
   int n;          // samples
   int n_head;     // query heads

@@ -348,11 +348,11 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
     add_bias(hb, m, F, F, L.ffn_up_b);
     if (w.mlp == MlpKind::SwiGLU) {  // Shazeer 2020: silu(gate) * up
       matmul(L.ffn_gate, xb, m, hb2, pool);
-      pool.parallel_for((int64_t)m * F, [&](int64_t b, int64_t e) {
+      pfor(pool, (int64_t)m * F, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++) hb[i] = silu(hb2[i]) * hb[i];
       });
     } else {
-      pool.parallel_for((int64_t)m * F, [&](int64_t b, int64_t e) {
+      pfor(pool, (int64_t)m * F, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; i++) hb[i] = gelu(hb[i]);
       });
     }
