@@ -26,7 +26,7 @@ const USAGE = `usage: node dist/cli.js <command> [options]
   generate   --model F (--prompt TEXT | --prompt-ids "1 2 3") --max-tokens N [--temperature 0] [--seed S] [--ignore-eos] [--json]
   logits     --model F --prompt-ids "1 2 3" [--json]
   complete   --model F --prefix-file A [--suffix-file B] [--n 16] [--max-tokens 64] [--temperature 0.8] [--top-k K]
-             [--top-p P] [--min-p P] [--seed S] [--single-line] [--attention bifurcated|replicated]
+             [--top-p P] [--min-p P] [--seed S] [--single-line] [--no-block-end] [--attention bifurcated|replicated]
              [--context-tokens N] [--stop S]... [--json]
   serve      (JSON-RPC on stdio)
 model commands also take --threads N and --ctx N; --model defaults to the bundled model.`;
@@ -139,7 +139,7 @@ async function main(argv: string[]): Promise<number> {
     complete: {
       ...modelOpts, 'prefix-file': { type: 'string' }, 'suffix-file': { type: 'string' }, n: { type: 'string' }, 'max-tokens': { type: 'string' },
       temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' }, 'min-p': { type: 'string' }, seed: { type: 'string' },
-      'single-line': { type: 'boolean' }, attention: { type: 'string' }, 'context-tokens': { type: 'string' }, stop: { type: 'string', multiple: true },
+      'single-line': { type: 'boolean' }, 'no-block-end': { type: 'boolean' }, attention: { type: 'string' }, 'context-tokens': { type: 'string' }, stop: { type: 'string', multiple: true },
     },
     serve: { threads: { type: 'string' }, ctx: { type: 'string' } },
   };
@@ -254,6 +254,7 @@ async function main(argv: string[]): Promise<number> {
         topK: int(v['top-k'], 'top-k', 0, 1e9), topP: float(v['top-p'], 'top-p', 0, 1), minP: float(v['min-p'], 'min-p', 0, 1),
         seed: int(v.seed, 'seed', 0, Number.MAX_SAFE_INTEGER),
         singleLine: !!values['single-line'],
+        stopAtBlockEnd: !values['no-block-end'],
         attention: attention as 'bifurcated' | 'replicated',
         contextTokens: int(v['context-tokens'], 'context-tokens', 16, 1 << 20),
         stop: values.stop as string[] | undefined,

@@ -50,6 +50,7 @@ export interface ResolvedParams extends SamplerParams {
   seed: number;
   stop: string[];
   singleLine: boolean;
+  stopAtBlockEnd: boolean;
   attention: AttentionMode;
   contextTokens: number | undefined;
 }
@@ -77,6 +78,7 @@ export function resolveParams(p: CompleteParams): ResolvedParams {
   const attention = p.attention ?? 'bifurcated';
   if (attention !== 'bifurcated' && attention !== 'replicated') throw new ParamsError('complete: "attention" must be "bifurcated" or "replicated"');
   if (p.singleLine !== undefined && typeof p.singleLine !== 'boolean') throw new ParamsError('complete: "singleLine" must be a boolean');
+  if (p.stopAtBlockEnd !== undefined && typeof p.stopAtBlockEnd !== 'boolean') throw new ParamsError('complete: "stopAtBlockEnd" must be a boolean');
   return {
     prefix: p.prefix,
     suffix: str(p.suffix, 'suffix', ''),
@@ -89,6 +91,7 @@ export function resolveParams(p: CompleteParams): ResolvedParams {
     seed: num(p.seed, 'seed', 0, 0, Number.MAX_SAFE_INTEGER, true),
     stop,
     singleLine: p.singleLine ?? false,
+    stopAtBlockEnd: p.stopAtBlockEnd ?? true,
     attention,
     contextTokens: p.contextTokens === undefined ? undefined : num(p.contextTokens, 'contextTokens', 0, 16, 1 << 20, true),
   };
@@ -192,11 +195,61 @@ interface SampleState {
   decoder: InstanceType<typeof TextDecoder>;
   finish: Sample['finish'] | null;
   next: number; // the token sampled and not yet fed
+  /** Text offset up to which lines were checked for the end of the block. */
+  checked: number;
+}
+
+/** Width in columns of a line's leading whitespace (tab = 4). */
+export function indentColumns(line: string): number {
+  let w = 0;
+  for (const ch of line) {
+    if (ch === ' ') w++;
+    else if (ch === '\t') w += 4 - (w % 4);
+    else break;
+  }
+  return w;
+}
+
+/** The indentation (columns) of the cursor's line: where the block being written lives. */
+export function cursorIndent(prefix: string): number {
+  return indentColumns(prefix.slice(prefix.lastIndexOf('\n') + 1));
+}
+
+/**
+ * Where the block being written ends in `text`: the offset of the newline before the first later
+ * line whose first non-blank character sits left of `indent`, or -1. Lines not yet showing a
+ * non-blank character are undecided (checking starts at `from`, a line start or 0).
+ */
+export function blockEnd(text: string, indent: number, from = 0): { cut: number; checked: number } {
+  let nl = text.indexOf('\n', from);
+  let checked = from;
+  while (nl >= 0) {
+    const next = text.indexOf('\n', nl + 1);
+    const line = text.slice(nl + 1, next < 0 ? text.length : next);
+    if (line.trim() === '') {
+      if (next < 0) break; // blank so far: undecided
+      nl = next;
+      continue;
+    }
+    if (indentColumns(line) < indent) return { cut: nl, checked: nl };
+    checked = nl + 1;
+    nl = next;
+  }
+  return { cut: -1, checked };
+}
+
+interface StopRules {
+  stopIds: Set<number>;
+  stop: string[];
+  singleLine: boolean;
+  /** Multi-line mode with stopAtBlockEnd: the cursor line's indentation; else -1. */
+  blockIndent: number;
+  maxTokens: number;
 }
 
 /** Appends a sampled token to a sample and decides whether the sample is finished. */
-function accept(s: SampleState, id: number, logprob: number, tok: CompletionModel['tokenizer'], stopIds: Set<number>,
-  stop: string[], singleLine: boolean, maxTokens: number) {
+function accept(s: SampleState, id: number, logprob: number, tok: CompletionModel['tokenizer'], rules: StopRules) {
+  const { stopIds, stop, singleLine, maxTokens } = rules;
   s.logprobs.push(logprob);
   if (stopIds.has(id)) { s.finish = 'eos'; s.text += s.decoder.decode(); return; }
   s.ids.push(id);
@@ -210,6 +263,12 @@ function accept(s: SampleState, id: number, logprob: number, tok: CompletionMode
   for (const st of stop) {
     const at = s.text.indexOf(st, Math.max(0, before - st.length + 1));
     if (at >= 0) { s.text = s.text.slice(0, at); s.finish = 'stop'; return; }
+  }
+  if (rules.blockIndent > 0) {
+    const b = blockEnd(s.text, rules.blockIndent, s.checked);
+    s.checked = b.checked;
+    // Cut before the outdented line, and drop the blank lines that separated it.
+    if (b.cut >= 0) { s.text = s.text.slice(0, b.cut).replace(/(\n[ \t]*)+$/, ''); s.finish = 'stop'; return; }
   }
   if (s.ids.length >= maxTokens) { s.finish = 'length'; s.text += s.decoder.decode(); }
 }
@@ -240,11 +299,15 @@ export async function complete(session: ModelSession, params: CompleteParams, to
     check(token);
 
     const sampler = new Sampler(p);
+    const rules: StopRules = {
+      stopIds: prompt.stopIds, stop: p.stop, singleLine: p.singleLine, maxTokens: p.maxTokens,
+      blockIndent: !p.singleLine && p.stopAtBlockEnd ? cursorIndent(p.prefix) : -1,
+    };
     const rngs = Array.from({ length: p.n }, (_, i) => new Rng(p.seed, i));
     const states: SampleState[] = rngs.map((rng) => {
-      const s: SampleState = { ids: [], logprobs: [], text: '', decoder: new TextDecoder('utf-8'), finish: null, next: -1 };
+      const s: SampleState = { ids: [], logprobs: [], text: '', decoder: new TextDecoder('utf-8'), finish: null, next: -1, checked: 0 };
       const first = sampler.sample(pre.logits, rng);
-      accept(s, first.id, first.logprob, tok, prompt.stopIds, p.stop, p.singleLine, p.maxTokens);
+      accept(s, first.id, first.logprob, tok, rules);
       s.next = first.id;
       return s;
     });
@@ -267,7 +330,7 @@ export async function complete(session: ModelSession, params: CompleteParams, to
       live.forEach((i, r) => {
         const s = states[i];
         const { id, logprob } = sampler.sample(logits.subarray(r * V, (r + 1) * V), rngs[i]);
-        accept(s, id, logprob, tok, prompt.stopIds, p.stop, p.singleLine, p.maxTokens);
+        accept(s, id, logprob, tok, rules);
         s.next = id;
       });
     }

@@ -72,6 +72,11 @@ export interface CompleteParams {
   seed?: number;
   stop?: string[];
   singleLine?: boolean;
+  /**
+   * Multi-line mode: a sample ends before its first line indented less than the cursor's line
+   * (the block being written is over; what follows is other code). Default true.
+   */
+  stopAtBlockEnd?: boolean;
   attention?: 'bifurcated' | 'replicated';
   /** Token budget for prefix + suffix in the prompt (nearest whole lines kept). */
   contextTokens?: number;
