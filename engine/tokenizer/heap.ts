@@ -1,7 +1,8 @@
 // The work queue both merge loops share: candidate merges of adjacent symbols, popped in order of
 // (key ascending, left position ascending). BPE uses the merge rank as key, SentencePiece the negated
-// piece score; both break ties towards the leftmost pair. Each entry remembers the merged length so
-// that an entry made stale by an earlier merge can be recognised (lengths only grow).
+// piece score; both break ties towards the leftmost pair. An entry made stale by an earlier merge is
+// recognised on pop: SentencePiece compares the remembered merged length (lengths only grow), BPE the
+// rank of the pair now at that position.
 // Parallel typed arrays, no per-entry objects: tokenizing a large file pushes ~2 entries per character.
 
 export class PairHeap {
@@ -9,7 +10,8 @@ export class PairHeap {
   private left = new Int32Array(64);
   private len = new Int32Array(64);
   size = 0;
-  /** Position and merged length of the entry last popped. */
+  /** Key, position and merged length of the entry last popped. */
+  topKey = 0;
   topLeft = 0;
   topLen = 0;
 
@@ -40,6 +42,7 @@ export class PairHeap {
 
   /** Removes the first entry into topLeft / topLen. */
   pop() {
+    this.topKey = this.key[0];
     this.topLeft = this.left[0];
     this.topLen = this.len[0];
     const last = --this.size;
