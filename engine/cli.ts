@@ -14,7 +14,7 @@ import type { CompleteResult, ModelInfo, SpecialTokens } from './protocol';
 import { startServer } from './server';
 import { Tokenizer } from './tokenizer';
 
-const VERSION = '0.1.0';
+import { version as VERSION } from '../package.json';
 
 class UsageError extends Error {}
 

@@ -8,7 +8,7 @@
 // $/cancelRequest and other messages are handled while a completion computes.
 import { existsSync, statSync } from 'node:fs';
 import {
-  AbstractMessageReader, CancellationToken, DataCallback, Disposable, Message, ResponseError,
+  AbstractMessageReader, CancellationToken, DataCallback, Disposable, Message, NotificationType, ResponseError,
   StreamMessageWriter, createMessageConnection, type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import { CancelledError, ModelSession, ParamsError, complete, type CompletionModel } from './complete';
@@ -150,12 +150,24 @@ export function startServer(opts: ServerOptions): MessageConnection {
   let threads = opts.threads ?? 0;
   let shuttingDown = false;
 
+  // Notifications are best effort: after end of input the connection refuses them (synchronously).
+  const notify = <P>(type: NotificationType<P>, params: P) => {
+    try { void conn.sendNotification(type, params).catch(() => {}); } catch { /* connection closed */ }
+  };
   const log = (level: LogParams['level'], message: string) => {
     process.stderr.write(`[forkcast-engine] ${level}: ${message}\n`);
-    void conn.sendNotification(logNotification, { level, message }).catch(() => {});
+    notify(logNotification, { level, message });
   };
 
-  conn.onRequest(initializeRequest, (params): InitializeResult => {
+  // Requests being handled: on end of input the process answers them before it exits.
+  let inflight = 0;
+  const onRequest: typeof conn.onRequest = ((type: unknown, handler: (...a: unknown[]) => unknown) =>
+    conn.onRequest(type as never, (async (...a: unknown[]) => {
+      inflight++;
+      try { return await handler(...a); } finally { inflight--; }
+    }) as never)) as typeof conn.onRequest;
+
+  onRequest(initializeRequest, (params): InitializeResult => {
     if (params && typeof params.threads === 'number' && Number.isInteger(params.threads) && params.threads >= 0 && params.threads <= 1024) {
       threads = params.threads;
     }
@@ -173,7 +185,7 @@ export function startServer(opts: ServerOptions): MessageConnection {
     };
   });
 
-  conn.onRequest(loadModelRequest, async (params) => {
+  onRequest(loadModelRequest, async (params) => {
     if (shuttingDown) throw new ResponseError(ErrorCodes.Internal, 'the engine is shutting down');
     const p = params ?? {};
     if (p.path !== undefined && (typeof p.path !== 'string' || p.path === '')) throw new ResponseError(ErrorCodes.BadParams, 'loadModel: "path" must be a non-empty string');
@@ -186,7 +198,7 @@ export function startServer(opts: ServerOptions): MessageConnection {
     const path = p.path ?? opts.defaultModel();
     if (!path) throw new ResponseError(ErrorCodes.NoModel, 'loadModel: no path given and no bundled model is installed');
     if (!existsSync(path) || !statSync(path).isFile()) throw new ResponseError(ErrorCodes.BadModel, `${path}: no such file`);
-    void conn.sendNotification(progressNotification, { message: `loading ${path}`, fraction: 0 });
+    notify(progressNotification, { message: `loading ${path}`, fraction: 0 });
     const t0 = performance.now();
     let loaded: ServerModel;
     try {
@@ -195,7 +207,7 @@ export function startServer(opts: ServerOptions): MessageConnection {
     } catch (e) {
       const msg = `${path}: ${(e as Error).message}`;
       log('error', `loadModel failed: ${msg}`);
-      void conn.sendNotification(progressNotification, { message: `failed: ${msg}`, fraction: 1 });
+      notify(progressNotification, { message: `failed: ${msg}`, fraction: 1 });
       throw new ResponseError(ErrorCodes.BadModel, msg);
     }
     // Swap: stop what runs on the old model, wait for it, then free it.
@@ -206,12 +218,12 @@ export function startServer(opts: ServerOptions): MessageConnection {
     model = loaded;
     session = new ModelSession(loaded, undefined, p.threads ?? threads);
     info = { ...loaded.info, fim_template: session.template.name, load_ms: performance.now() - t0 };
-    void conn.sendNotification(progressNotification, { message: `loaded ${info.name}`, fraction: 1 });
+    notify(progressNotification, { message: `loaded ${info.name}`, fraction: 1 });
     log('info', `loaded ${path} (${info.architecture}, ${info.parameters} parameters, FIM ${info.fim_template}) in ${info.load_ms.toFixed(0)} ms`);
     return info;
   });
 
-  conn.onRequest(completeRequest, async (params, token: CancellationToken) => {
+  onRequest(completeRequest, async (params, token: CancellationToken) => {
     if (!session) throw new ResponseError(ErrorCodes.NoModel, 'complete: no model loaded (send loadModel first)');
     const s = session;
     try {
@@ -224,13 +236,13 @@ export function startServer(opts: ServerOptions): MessageConnection {
     }
   });
 
-  conn.onRequest(tokenizeRequest, (params) => {
+  onRequest(tokenizeRequest, (params) => {
     if (!model) throw new ResponseError(ErrorCodes.NoModel, 'tokenize: no model loaded');
     if (!params || typeof params.text !== 'string') throw new ResponseError(ErrorCodes.BadParams, 'tokenize: "text" must be a string');
     return { ids: model.tokenizer.encode(params.text) };
   });
 
-  conn.onRequest(shutdownRequest, async () => {
+  onRequest(shutdownRequest, async () => {
     shuttingDown = true;
     scheduler.cancelAll();
     await scheduler.idle();
@@ -244,9 +256,16 @@ export function startServer(opts: ServerOptions): MessageConnection {
     (opts.exit ?? ((c) => process.exit(c)))(shuttingDown ? 0 : 1);
   });
 
-  conn.onClose(() => {
-    scheduler.cancelAll();
-    void scheduler.idle().then(() => { session?.dispose(); model?.dispose(); (opts.exit ?? ((c) => process.exit(c)))(0); });
+  // End of input (the editor went away, or a piped script ended): answer what was already asked,
+  // free the model, flush stdout, exit.
+  conn.onClose(async () => {
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r)); // let queued messages dispatch
+    while (inflight > 0) await new Promise((r) => setTimeout(r, 5));
+    await scheduler.idle();
+    session?.dispose();
+    model?.dispose();
+    session = null; model = null;
+    output.write('', () => (opts.exit ?? ((c) => process.exit(c)))(0));
   });
   conn.onError(([e]) => log('error', `transport: ${e.message}`));
   conn.listen();

@@ -196,6 +196,20 @@ describe.skipIf(!HAVE_SHARED)('engine process lifecycle', () => {
     expect(await e.exited).toBe(0);
   });
 
+  it('requests piped in before end of input are all answered before it exits', async () => {
+    const e = new Engine();
+    const a = e.request('initialize', {});
+    const b = e.request('loadModel', { path: small, ctx: 256 });
+    const c = e.request('complete', { prefix: 'x = ', n: 2, maxTokens: 3 });
+    e.proc.stdin.end();
+    const [ra, rb, rc] = await Promise.all([a.response, b.response, c.response]);
+    expect(ra.result.name).toBe('forkcast-engine');
+    expect(rb.error).toBeUndefined();
+    expect(rb.result.architecture).toBe("llama");
+    expect(rc.result.candidates.length).toBeGreaterThan(0);
+    expect(await e.exited).toBe(0);
+  });
+
   it('a newer completion supersedes a queued older one', async () => {
     const e = new Engine();
     await e.call('loadModel', { path: small, ctx: 512 });
