@@ -220,13 +220,15 @@ void Session::begin_samples(int n, bool replicated) {
   const size_t sample = (size_t)nkv * rep_stride_ * hd, layer = sample * n;
   rep_k_.reset(layer * w_.n_layer);
   rep_v_.reset(layer * w_.n_layer);
-  for (int l = 0; l < w_.n_layer; l++)
-    for (int s = 0; s < n; s++)
-      for (int h = 0; h < nkv; h++) {
-        const size_t src = (size_t)h * o_.ctx * hd, dst = l * layer + s * sample + (size_t)h * rep_stride_ * hd;
-        std::memcpy(&rep_k_[dst], ctx_k(l) + src, sizeof(float) * P_ * hd);
-        std::memcpy(&rep_v_[dst], ctx_v(l) + src, sizeof(float) * P_ * hd);
-      }
+  // The copy is part of the baseline's cost; done on all threads so it is not slower than it must be.
+  pfor(*pool_, (int64_t)w_.n_layer * n * nkv, [&](int64_t b, int64_t e) {
+    for (int64_t x = b; x < e; x++) {
+      const int l = (int)(x / ((int64_t)n * nkv)), s = (int)(x / nkv % n), h = (int)(x % nkv);
+      const size_t src = (size_t)h * o_.ctx * hd, dst = l * layer + s * sample + (size_t)h * rep_stride_ * hd;
+      std::memcpy(&rep_k_[dst], ctx_k(l) + src, sizeof(float) * P_ * hd);
+      std::memcpy(&rep_v_[dst], ctx_v(l) + src, sizeof(float) * P_ * hd);
+    }
+  });
 }
 
 void Session::decode(const int32_t* slots, const int32_t* tokens, int m, float* logits, const std::atomic<bool>& abort) {
