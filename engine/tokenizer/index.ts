@@ -34,7 +34,8 @@ const FIM_NAMES = {
   fim_rep: ['<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>', '<repo_name>'],
   fim_sep: ['<|file_sep|>', '<file_sep>'],
 } as const;
-const EOT_NAMES = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|end_of_text|>', '<EOT>', '_<EOT>', '<｜end▁of▁sentence｜>', '<end_of_utterance>'];
+// CodeLlama's end of infill is "▁<EOT>" (id 32010 in its vocabulary); llama.cpp's list spells it "_<EOT>".
+const EOT_NAMES = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|end_of_text|>', '<EOT>', '_<EOT>', '▁<EOT>', '<｜end▁of▁sentence｜>', '<end_of_utterance>'];
 const EOG_NAMES = [...EOT_NAMES, '<|eom_id|>', '</s>', '<eos>', '<|return|>', '<|call|>'];
 const CONTROL_BY_NAME = new Set<string>([...EOG_NAMES, ...Object.values(FIM_NAMES).flat()]);
 
