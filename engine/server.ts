@@ -15,7 +15,7 @@ import { CancelledError, ModelSession, ParamsError, complete, type CompletionMod
 import {
   ErrorCodes, PROTOCOL_VERSION, completeRequest, exitNotification, initializeRequest, loadModelRequest,
   logNotification, progressNotification, shutdownRequest, tokenizeRequest,
-  type InitializeResult, type LogParams, type ModelInfo,
+  type InitializeResult, type LoadModelParams, type LogParams, type ModelInfo,
 } from './protocol';
 import { Scheduler } from './scheduler';
 import { loadAddon } from './native';
@@ -185,7 +185,15 @@ export function startServer(opts: ServerOptions): MessageConnection {
     };
   });
 
-  onRequest(loadModelRequest, async (params) => {
+  // Loads run one after another, so overlapping loadModel requests end with the last one active.
+  let loads: Promise<unknown> = Promise.resolve();
+  onRequest(loadModelRequest, (params) => {
+    const run = loads.then(() => loadOne(params));
+    loads = run.catch(() => {});
+    return run;
+  });
+
+  const loadOne = async (params: LoadModelParams | undefined): Promise<ModelInfo> => {
     if (shuttingDown) throw new ResponseError(ErrorCodes.Internal, 'the engine is shutting down');
     const p = params ?? {};
     if (p.path !== undefined && (typeof p.path !== 'string' || p.path === '')) throw new ResponseError(ErrorCodes.BadParams, 'loadModel: "path" must be a non-empty string');
@@ -221,7 +229,7 @@ export function startServer(opts: ServerOptions): MessageConnection {
     notify(progressNotification, { message: `loaded ${info.name}`, fraction: 1 });
     log('info', `loaded ${path} (${info.architecture}, ${info.parameters} parameters, FIM ${info.fim_template}) in ${info.load_ms.toFixed(0)} ms`);
     return info;
-  });
+  };
 
   onRequest(completeRequest, async (params, token: CancellationToken) => {
     if (!session) throw new ResponseError(ErrorCodes.NoModel, 'complete: no model loaded (send loadModel first)');

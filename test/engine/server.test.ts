@@ -5,7 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openGGUF } from '../../engine/gguf';
 import { makeModel } from '../../engine/makeModel';
+import { Tokenizer } from '../../engine/tokenizer';
 import { HAVE_SHARED, fixture } from '../shared';
 import { ROOT, builtCli } from './built';
 
@@ -208,6 +210,22 @@ describe.skipIf(!HAVE_SHARED)('engine process lifecycle', () => {
     expect(rb.result.architecture).toBe("llama");
     expect(rc.result.candidates.length).toBeGreaterThan(0);
     expect(await e.exited).toBe(0);
+  });
+
+  it('overlapping loadModel requests end with the last one active', async () => {
+    const e = new Engine();
+    const star = join(dir, 'star.gguf');
+    makeModel({ arch: 'llama', layers: 1, embd: 64, heads: 4, kvHeads: 1, ff: 64, ctx: 256, type: 'F32',
+      vocabFrom: fixture('vocab', 'ggml-vocab-starcoder.gguf'), seed: 3, out: star });
+    const starIds = Tokenizer.fromGGUF(openGGUF(star).file).encode('hello world');
+    const a = e.request('loadModel', { path: small });
+    const b = e.request('loadModel', { path: star });
+    const [ra, rb] = await Promise.all([a.response, b.response]);
+    expect(ra.result.vocab_size).toBe(32256);
+    expect(rb.result.vocab_size).toBe(49152);
+    const t = await e.call('tokenize', { text: 'hello world' });
+    expect(t.result.ids).toEqual(starIds);
+    e.proc.kill();
   });
 
   it('a newer completion supersedes a queued older one', async () => {
