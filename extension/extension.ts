@@ -100,7 +100,11 @@ export function activate(context: vscode.ExtensionContext): ForkcastApi {
       settings = readSettings((m) => log('warn', m));
       status.setEnabled(settings.enable);
       if (prev.model !== settings.model || prev.threads !== settings.threads) void reloadModel(settings);
-      else provider.clearCache(); // sampling settings changed: old candidates no longer fit them
+      else {
+        provider.clearCache(); // old candidates were sampled with other settings
+        const { candidates, maxTokens, temperature, topP, debounceMs, contextTokens, enable } = settings;
+        log('info', `sampling settings changed: ${JSON.stringify({ enable, candidates, maxTokens, temperature, topP, debounceMs, contextTokens })}`);
+      }
     }),
   );
   own(

@@ -112,7 +112,8 @@ export function manifestProperties(): Record<string, unknown> {
     if (s.kind === 'number') Object.assign(p, { type: s.integer ? 'integer' : 'number', minimum: s.min, maximum: s.max });
     else if (s.kind === 'string[]') Object.assign(p, { type: 'array', items: { type: 'string' } });
     else p.type = s.kind;
-    if (key === 'model' || key === 'modelFolders') p.scope = 'machine-overridable';
+    // Default (window) scope on purpose: with 'machine' scopes a remote window (code-server, SSH)
+    // ignores the user's own settings for the model path.
     props[`forkcast.${key}`] = p;
   }
   return props;

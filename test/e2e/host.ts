@@ -39,9 +39,10 @@ async function main() {
     const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p}`;
     const payload = [['extensionDevelopmentPath', remote(ROOT)], ['extensionTestsPath', remote(join(ROOT, 'out', 'test', 'suite.js'))], ['skipWelcome', 'true']];
     const done = new Promise<number>((resolve) => void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code)));
-    page.on('console', (m) => {
-      const t = m.text();
-      if (/\[(suite|pass|FAIL|done)\]|Forkcast|forkcast|cancel →/.test(t)) console.log(`  ${t.replace(/^%c\S*\s*/, '')}`);
+    page.on('console', (msg) => {
+      const t = msg.text();
+      const m = /\[(suite|pass|FAIL|done)\][\s\S]*|cancel →[\s\S]*/.exec(t);
+      if (m) console.log(`  ${m[0]}`);
     });
     const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(remote(ws))}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
     await page.goto(url);

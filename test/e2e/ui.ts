@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
 // The user's view, end to end: the packaged .vsix installed into a real VS Code (code-server from
 // npm), driven through headless Chromium like a person would: type in a Python file, see ghost
 // text, Tab, Alt+], Forkcast: Generate, Forkcast: Select Model, and the engine killed mid-request.
@@ -61,7 +62,7 @@ async function runCommand(page: Page, title: string) {
 
 /** Pids of engine processes started by the extension installed in extDir. */
 function enginePids(extDir: string): number[] {
-  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  const out = execFileSync('ps', ['-ww', '-eo', 'pid=,args='], { encoding: 'utf8' });
   return out.split('\n').filter((l) => l.includes(extDir) && l.includes('cli.js serve')).map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 
@@ -89,8 +90,9 @@ async function main() {
   copyFileSync(models.secondary, second);
   const file = join(ws, 'shapes.py');
   writeFileSync(file, 'import math\n\n\ndef area(r):\n    return math.pi * r * r\n\n\n');
+  const settingsFile = join(ud, 'User', 'settings.json');
   writeFileSync(
-    join(ud, 'User', 'settings.json'),
+    settingsFile,
     JSON.stringify({
       'forkcast.model': models.primary,
       'forkcast.modelFolders': [otherFolder],
@@ -100,6 +102,8 @@ async function main() {
       'workbench.startupEditor': 'none',
       'workbench.colorTheme': 'Default Dark Modern',
       'workbench.tips.enabled': false,
+      'workbench.secondarySideBar.defaultVisibility': 'hidden',
+      'workbench.editor.useModal': 'off', // settings.json in a tab, not a modal over the editor
       'security.workspace.trust.enabled': false,
       'editor.inlineSuggest.enabled': true,
       'editor.quickSuggestions': { other: 'off', comments: 'off', strings: 'off' },
@@ -146,13 +150,36 @@ async function main() {
       return `(status "${s}")`;
     });
 
-    await page.keyboard.press('Control+P');
-    await page.waitForSelector('.quick-input-widget input', { state: 'visible' });
-    await page.keyboard.type('shapes.py');
-    await sleep(400);
-    await page.keyboard.press('Enter');
-    await page.waitForSelector('.monaco-editor .view-lines');
-    await page.click('.monaco-editor .view-lines');
+    const openSample = async () => {
+      await page.keyboard.press('Control+P');
+      await page.waitForSelector('.quick-input-widget input', { state: 'visible' });
+      await page.keyboard.type('shapes.py');
+      await sleep(400);
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('.monaco-editor .view-lines');
+      await sleep(200);
+      await page.click('.monaco-editor .view-lines');
+    };
+    /** Rewrites settings.json the way a user would: in VS Code's settings JSON editor, then back to shapes.py. */
+    const editUserSettings = async (obj: object) => {
+      await runCommand(page, 'Preferences: Open User Settings (JSON)');
+      // It opens as a tab or (VS Code 1.139) a modal editor: wait until the focused editor shows it.
+      await until('settings.json to open', 10_000, async () =>
+        page.evaluate(() => (document.activeElement?.closest('.monaco-editor')?.textContent ?? '').includes('forkcast.model')));
+      await sleep(300);
+      await page.keyboard.press('Control+A');
+      // One line, like a paste: no auto-closing or auto-indent gets in the way.
+      await page.keyboard.insertText(JSON.stringify(obj));
+      // The editor still auto-closes the first '{' and '"': drop whatever follows the cursor.
+      await page.keyboard.press('Shift+Control+End');
+      await page.keyboard.press('Delete');
+      await page.keyboard.press('Control+S');
+      const want = (o: Record<string, unknown>) => JSON.stringify(Object.entries(o).filter(([k]) => k.startsWith('forkcast.')));
+      await until('settings.json saved', 10_000, async () => { try { return want(JSON.parse(readFileSync(settingsFile, 'utf8'))) === want(obj as Record<string, unknown>); } catch { return false; } });
+      await openSample(); // settings.json stays open in its tab
+    };
+
+    await openSample();
     await page.keyboard.press('Control+End');
 
     let shown = '';
@@ -256,6 +283,11 @@ async function main() {
     await step('killing the engine mid-request leaves the editor working; the next completion arrives', async () => {
       const [pid] = enginePids(ext);
       if (!pid) throw new Error('no engine process found');
+      // A request long enough to be caught in flight: 64 candidates of up to 1024 tokens, at a
+      // multi-line position (the body of a new function), so only EOS or the length ends them.
+      const fast = JSON.parse(readFileSync(settingsFile, 'utf8'));
+      await editUserSettings({ ...fast, 'forkcast.candidates': 64, 'forkcast.maxTokens': 1024 });
+      await until('the slow settings to apply', 10_000, async () => forkcastLog(ud).includes('"candidates":64'), 100);
       // Kill the moment the status bar says a request is in flight.
       await page.exposeFunction('forkcastKillEngine', () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
       await page.evaluate(() => {
@@ -267,12 +299,14 @@ async function main() {
       });
       await page.keyboard.press('Control+End');
       await page.keyboard.press('Enter');
-      await page.keyboard.type('count = ', { delay: 40 });
+      await page.keyboard.press('Shift+Tab');
+      await page.keyboard.type('def slow(count):\n', { delay: 40 });
       await until('the engine to be killed', 20_000, async () => !enginePids(ext).includes(pid) || undefined, 20);
       // The editor keeps working while the engine is down.
-      await page.keyboard.type('len(', { delay: 30 });
+      await page.keyboard.type('return len(', { delay: 30 });
       await page.keyboard.press('Control+S');
-      await until('typing to reach the file', 10_000, async () => readFileSync(file, 'utf8').includes('count = len('));
+      await until('typing to reach the file', 10_000, async () => readFileSync(file, 'utf8').includes('    return len('));
+      await editUserSettings(fast);
       const midRequest = /stopped during the request|PendingResponseRejected|connection got disposed/.test(forkcastLog(ud));
       if (!midRequest) throw new Error('the log does not show a request cut off by the kill');
       await until('a new engine process', 30_000, async () => enginePids(ext).some((p) => p !== pid) || undefined, 100);
