@@ -1,7 +1,7 @@
 // Matrix products y = x W^T against (possibly quantized) weights.
 //
 // How a call runs:
-//  1. For quantized weights the n activation rows are quantized once to int8 blocks (ActQ8 per 32
+//  1. For quantized weights the n activation rows are quantized once to int8 blocks (ActQ8Row: scales per 32
 //     for Q8_0/Q4_0, ActQ8K per 256 with sums per 16 for the K-quants), the way integer dot products
 //     need them (as ggml does for its vec_dot kernels). Float weights take the float activations.
 //  2. Output rows are handed out in chunks from an atomic counter (threads that get descheduled on a
@@ -27,7 +27,12 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FC_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #else
 #define FC_X86 0
 #endif
@@ -36,12 +41,15 @@ namespace {
 
 constexpr int MAXNB = 4;  // activation rows per kernel call (accumulators stay in registers)
 
-// Activations for Q8_0/Q4_0 weights: x[j] ~= d * qs[j].
-struct ActQ8 {
-  float d;
-  int8_t qs[32];
+// Activations for Q8_0/Q4_0 weights, one row = K int8 levels followed by K/32 float scales:
+// x[j] ~= d[j / 32] * qs[j]. Levels are contiguous so SIMD loads can span several blocks.
+struct ActQ8Row {
+  int8_t* qs;
+  float* d;
+  ActQ8Row(uint8_t* row, int64_t K) : qs(reinterpret_cast<int8_t*>(row)), d(reinterpret_cast<float*>(row + K)) {}
 };
-static_assert(sizeof(ActQ8) == 36, "ActQ8 layout");
+inline const int8_t* act_q8_qs(const uint8_t* row) { return reinterpret_cast<const int8_t*>(row); }
+inline const float* act_q8_d(const uint8_t* row, int64_t K) { return reinterpret_cast<const float*>(row + K); }
 
 // Activations for K-quant weights: x[j] ~= d * qs[j]; bsums[s] = sum of qs[16s .. 16s+15].
 struct ActQ8K {
@@ -63,7 +71,7 @@ ActFormat act_format(int32_t type) {
 
 int64_t act_row_bytes(ActFormat f, int64_t K) {
   switch (f) {
-    case ActFormat::Q8: return K / 32 * (int64_t)sizeof(ActQ8);
+    case ActFormat::Q8: return K + K / 32 * (int64_t)sizeof(float);
     case ActFormat::Q8K: return K / QK_K * (int64_t)sizeof(ActQ8K);
     default: return K * (int64_t)sizeof(float);
   }
@@ -71,18 +79,22 @@ int64_t act_row_bytes(ActFormat f, int64_t K) {
 
 // out[i] = dot(weight row w, activation row i at x + i * xs) for i < nb.
 using RowKernel = void (*)(const uint8_t* w, int64_t K, const uint8_t* x, int64_t xs, float* out);
+// out[r * RX + i] = dot(weight row r at w + r * rs, activation row i at x + i * xs), r < RW, i < RX
+// (RW, RX <= TILE fixed per kernel).
+using TileKernel = void (*)(const uint8_t* w, int64_t rs, int64_t K, const uint8_t* x, int64_t xs, float* out);
+constexpr int TILE = 4;
 
 // ---- portable scalar path ----
 
 inline int8_t round_i8(float v) { return (int8_t)std::nearbyint(v); }  // half to even, like cvtps2dq
 
-void quant_act_q8_scalar(const float* x, int64_t K, ActQ8* y) {
+void quant_act_q8_scalar(const float* x, int64_t K, ActQ8Row y) {
   for (int64_t b = 0; b < K / 32; b++, x += 32) {
     float amax = 0;
     for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(x[j]));
     const float d = amax / 127.0f, id = amax ? 127.0f / amax : 0.0f;
-    y[b].d = d;
-    for (int j = 0; j < 32; j++) y[b].qs[j] = round_i8(x[j] * id);
+    y.d[b] = d;
+    for (int j = 0; j < 32; j++) y.qs[32 * b + j] = round_i8(x[j] * id);
   }
 }
 
@@ -125,8 +137,8 @@ void rows_q8_or_q4_0_scalar(const uint8_t* w, int64_t K, const uint8_t* x, int64
     }
     const float dw = fp16_to_fp32(wb[b].d);
     for (int i = 0; i < nb; i++) {
-      const ActQ8& a = reinterpret_cast<const ActQ8*>(x + i * xs)[b];
-      acc[i] += dw * a.d * (float)dot_i8(q, a.qs, 32);
+      const uint8_t* row = x + i * xs;
+      acc[i] += dw * act_q8_d(row, K)[b] * (float)dot_i8(q, act_q8_qs(row) + 32 * b, 32);
     }
   }
   for (int i = 0; i < nb; i++) out[i] = acc[i];
@@ -253,17 +265,231 @@ namespace fc_avx512 {
 #pragma GCC pop_options
 #endif
 
+// ---- AMX (Sapphire Rapids and later): Q8_0 / Q4_0 GEMM for n >= AMX_MIN_N ----
+// Tile roles: A = 16 weight rows x 32 bytes of one block, loaded straight from the mapped tensor
+// with the row stride (Q8_0) or from a decoded copy of the 16 rows (Q4_0, or a partial last group);
+// B = the same block of 16 activation rows, which the activation quantizer writes directly in the
+// B-tile order (B[t][row][k] = q[row][4t + k]: Intel SDM, AMX TDPBSSD operand layout); C = 16 x 16
+// int32 block products. Each block's C is scaled in AVX-512 (weight scale x activation scale, per
+// row and column) into float accumulators, as the per-32 block scales require.
+#if FC_X86 && defined(__linux__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
+namespace fc_amx {
+
+constexpr int64_t AMX_MIN_N = 4;
+
+struct TileConfig {
+  uint8_t palette;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+// Tiles 0-2 and 3-5: C, A, B for even and odd blocks (two sets let consecutive blocks overlap).
+void configure() {
+  alignas(64) TileConfig cfg;
+  std::memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int s = 0; s < 6; s += 3) {
+    cfg.rows[s] = 16, cfg.colsb[s] = 64;      // C: 16 weight rows x 16 int32
+    cfg.rows[s + 1] = 16, cfg.colsb[s + 1] = 32;  // A: 16 weight rows x 32 bytes
+    cfg.rows[s + 2] = 8, cfg.colsb[s + 2] = 64;   // B: 8 x (16 activation rows x 4 bytes)
+  }
+  _tile_loadconfig(&cfg);
+}
+
+// Activations in B-tile order: tile j (rows 16j..16j+15), block b: q at (j * nblk + b) * 512,
+// 16 scales at (j * nblk + b) * 16. Rows past n are zero (their results are not stored).
+struct PackedActs {
+  int8_t* q;
+  float* d;
+  int64_t nblk, ntiles;
+};
+
+int64_t packed_bytes(int64_t n, int64_t K) {
+  const int64_t ntiles = (n + 15) / 16, nblk = K / 32;
+  return ntiles * nblk * (512 + 16 * (int64_t)sizeof(float));
+}
+
+PackedActs pack_activations(const float* x, int64_t n, int64_t K, uint8_t* buf, ThreadPool& pool) {
+  PackedActs pa;
+  pa.nblk = K / 32;
+  pa.ntiles = (n + 15) / 16;
+  pa.q = reinterpret_cast<int8_t*>(buf);
+  pa.d = reinterpret_cast<float*>(buf + pa.ntiles * pa.nblk * 512);
+  const int64_t last = pa.ntiles - 1;
+  std::memset(pa.q + last * pa.nblk * 512, 0, pa.nblk * 512);
+  std::memset(pa.d + last * pa.nblk * 16, 0, pa.nblk * 16 * sizeof(float));
+  auto rows = [&](int64_t i0, int64_t i1) {
+    thread_local std::vector<uint8_t> tmp;
+    if ((int64_t)tmp.size() < K + K / 32 * 4) tmp.resize(K + K / 32 * 4);
+    for (int64_t i = i0; i < i1; i++) {
+      fc_avx512::quant_act_q8(x + i * K, K, ActQ8Row(tmp.data(), K));
+      const int8_t* q = act_q8_qs(tmp.data());
+      const float* d = act_q8_d(tmp.data(), K);
+      const int64_t j = i / 16, rr = i % 16;
+      for (int64_t b = 0; b < pa.nblk; b++) {
+        int8_t* dst = pa.q + (j * pa.nblk + b) * 512 + rr * 4;
+        for (int t = 0; t < 8; t++) std::memcpy(dst + 64 * t, q + 32 * b + 4 * t, 4);
+        pa.d[(j * pa.nblk + b) * 16 + rr] = d[b];
+      }
+    }
+  };
+  if (n * K >= (1 << 16)) pool.parallel_for(n, rows);
+  else rows(0, n);
+  return pa;
+}
+
+// acc[r] += (C[r] as float) * da * dw[r]: one block's int32 products, scaled.
+inline void scale_block(const int32_t* cbuf, const float* da16, const float* dw, int64_t dw_stride, __m512* acc) {
+  const __m512 da = _mm512_loadu_ps(da16);
+  for (int r = 0; r < 16; r++) {
+    const __m512 c = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(cbuf + 16 * r)), da);
+    acc[r] = _mm512_fmadd_ps(c, _mm512_set1_ps(dw[r * dw_stride]), acc[r]);
+  }
+}
+
+// One block on tiles TC = TA . TB (GCC's tile intrinsics take literal tile numbers, hence a macro).
+#define FC_AMX_BLOCK(TC, TA, TB, a, astride, bq, cbuf) \
+  do {                                                  \
+    _tile_zero(TC);                                     \
+    _tile_loadd(TA, (a), (astride));                    \
+    _tile_loadd(TB, (bq), 64);                          \
+    _tile_dpbssd(TC, TA, TB);                           \
+    _tile_stored(TC, (cbuf), 64);                       \
+  } while (0)
+
+// y = x W^T for Q8_0 / Q4_0 weights; output rows in groups of 16 handed out from an atomic counter.
+void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, ThreadPool& pool) {
+  const int64_t K = W.ne0, M = W.ne1, nblk = pa.nblk;
+  const int64_t rs = ggml_row_size(W.type, K);
+  const bool q4 = W.type == GGML_Q4_0;
+  const int64_t ngroups = (M + 15) / 16;
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
+    configure();
+    alignas(64) int32_t cbuf[2][256];
+    thread_local std::vector<int8_t> wq;  // decoded / padded weight rows, stride K
+    thread_local std::vector<float> dwg;  // weight scales [16][nblk]
+    if ((int64_t)dwg.size() < 16 * nblk) dwg.resize(16 * nblk);
+    for (int64_t g; (g = next.fetch_add(1, std::memory_order_relaxed)) < ngroups;) {
+      const int64_t r0 = 16 * g;
+      const int nr = (int)std::min<int64_t>(16, M - r0);
+      const uint8_t* wrows = W.data + r0 * rs;
+      // block scales of the group's rows: fp16 at the start of each block, 16 blocks per gather
+      const int bsz = q4 ? (int)sizeof(block_q4_0) : (int)sizeof(block_q8_0);
+      const __m512i offs = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(bsz));
+      for (int r = 0; r < 16; r++) {
+        float* dst = dwg.data() + r * nblk;
+        if (r >= nr) {
+          std::fill(dst, dst + nblk, 0.0f);
+          continue;
+        }
+        const uint8_t* row = wrows + r * rs;
+        int64_t b = 0;
+        for (; b + 16 <= nblk; b += 16) {
+          const __m512i h = _mm512_i32gather_epi32(offs, row + b * bsz, 1);  // low 16 bits: the fp16 scale
+          _mm512_storeu_ps(dst + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
+        }
+        for (; b < nblk; b++) {
+          uint16_t h;
+          std::memcpy(&h, row + b * bsz, 2);
+          dst[b] = _cvtsh_ss(h);
+        }
+      }
+      const int8_t* abase;
+      int64_t astride;
+      if (!q4 && nr == 16) {  // Q8_0 levels are loaded in place: offset 2 of each 34-byte block
+        abase = reinterpret_cast<const int8_t*>(wrows) + 2;
+        astride = rs;
+      } else {
+        if ((int64_t)wq.size() < 16 * K) wq.resize(16 * K);
+        for (int r = 0; r < 16; r++) {
+          int8_t* dst = wq.data() + r * K;
+          if (r >= nr) {
+            std::memset(dst, 0, K);
+            continue;
+          }
+          for (int64_t b = 0; b < nblk; b++) {
+            if (q4) {
+              const block_q4_0& blk = reinterpret_cast<const block_q4_0*>(wrows + r * rs)[b];
+              for (int j = 0; j < 16; j++) {
+                dst[32 * b + j] = (int8_t)((blk.qs[j] & 0xF) - 8);
+                dst[32 * b + j + 16] = (int8_t)((blk.qs[j] >> 4) - 8);
+              }
+            } else {
+              std::memcpy(dst + 32 * b, reinterpret_cast<const block_q8_0*>(wrows + r * rs)[b].qs, 32);
+            }
+          }
+        }
+        abase = wq.data();
+        astride = K;
+      }
+      // A advances by one block per step: 34 or 32 bytes
+      const int64_t astep = abase == wq.data() ? 32 : (int64_t)sizeof(block_q8_0);
+      for (int64_t j = 0; j < pa.ntiles; j++) {
+        __m512 acc[16];
+        for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+        const int8_t* bq = pa.q + j * nblk * 512;
+        const float* da = pa.d + j * nblk * 16;
+        int64_t b = 0;
+        for (; b + 2 <= nblk; b += 2) {
+          FC_AMX_BLOCK(0, 1, 2, abase + b * astep, astride, bq + b * 512, cbuf[0]);
+          FC_AMX_BLOCK(3, 4, 5, abase + (b + 1) * astep, astride, bq + (b + 1) * 512, cbuf[1]);
+          scale_block(cbuf[0], da + b * 16, dwg.data() + b, nblk, acc);
+          scale_block(cbuf[1], da + (b + 1) * 16, dwg.data() + b + 1, nblk, acc);
+        }
+        if (b < nblk) {
+          FC_AMX_BLOCK(0, 1, 2, abase + b * astep, astride, bq + b * 512, cbuf[0]);
+          scale_block(cbuf[0], da + b * 16, dwg.data() + b, nblk, acc);
+        }
+        const int64_t nv = std::min<int64_t>(16, n - 16 * j);
+        for (int r = 0; r < nr; r++) {
+          alignas(64) float out[16];
+          _mm512_store_ps(out, acc[r]);
+          for (int64_t i = 0; i < nv; i++) y[(16 * j + i) * M + r0 + r] = out[i];
+        }
+      }
+    }
+    _tile_release();
+  });
+}
+
+// CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8; then Linux must grant the tile data state
+// (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18) before the first tile instruction.
+bool available() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  if (!((d >> 24) & 1) || !((d >> 25) & 1)) return false;
+  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
+#undef FC_AMX_BLOCK
+}  // namespace fc_amx
+#pragma GCC pop_options
+#define FC_AMX 1
+#else
+#define FC_AMX 0
+#endif
+
 namespace {
 
-enum class Isa { Scalar, Avx2, Avx512 };
+enum class Isa { Scalar, Avx2, Avx512, Amx };  // Amx = Avx512 kernels plus AMX tiles for Q8_0/Q4_0 GEMM
 
 Isa cpu_isa() {
 #if FC_X86
   static const Isa detected = [] {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
+#if FC_AMX
+      if (fc_amx::available()) return Isa::Amx;
+#endif
       return Isa::Avx512;
+    }
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return Isa::Avx2;
     return Isa::Scalar;
   }();
@@ -274,33 +500,35 @@ Isa cpu_isa() {
 }
 
 // Read per call (cheap next to a matmul) so tests and benchmarks can compare paths in one process.
-// FORKCAST_NO_SIMD=1 forces scalar; FORKCAST_SIMD=avx2|scalar caps the choice (so the AVX2 kernels
-// are tested on AVX-512 machines too).
+// FORKCAST_NO_SIMD=1 forces scalar; FORKCAST_SIMD=avx512|avx2|scalar caps the choice (so the
+// AVX-512 and AVX2 kernels are tested on AMX machines too).
 Isa active_isa() {
   const char* e = std::getenv("FORKCAST_NO_SIMD");
   if (e && e[0] && std::strcmp(e, "0") != 0) return Isa::Scalar;
   Isa isa = cpu_isa();
   const char* cap = std::getenv("FORKCAST_SIMD");
-  if (cap && std::strcmp(cap, "scalar") == 0) isa = Isa::Scalar;
-  if (cap && std::strcmp(cap, "avx2") == 0 && isa == Isa::Avx512) isa = Isa::Avx2;
+  if (!cap) return isa;
+  if (std::strcmp(cap, "scalar") == 0) isa = Isa::Scalar;
+  if (std::strcmp(cap, "avx512") == 0 && isa == Isa::Amx) isa = Isa::Avx512;
+  if (std::strcmp(cap, "avx2") == 0 && (isa == Isa::Avx512 || isa == Isa::Amx)) isa = Isa::Avx2;
   return isa;
 }
 
 void quantize_activations(Isa isa, ActFormat f, const float* x, int64_t K, uint8_t* out) {
 #if FC_X86
-  if (isa == Isa::Avx512) {
-    if (f == ActFormat::Q8) fc_avx512::quant_act_q8(x, K, reinterpret_cast<ActQ8*>(out));
+  if (isa == Isa::Avx512 || isa == Isa::Amx) {
+    if (f == ActFormat::Q8) fc_avx512::quant_act_q8(x, K, ActQ8Row(out, K));
     else fc_avx512::quant_act_q8K(x, K, reinterpret_cast<ActQ8K*>(out));
     return;
   }
   if (isa == Isa::Avx2) {
-    if (f == ActFormat::Q8) fc_avx2::quant_act_q8(x, K, reinterpret_cast<ActQ8*>(out));
+    if (f == ActFormat::Q8) fc_avx2::quant_act_q8(x, K, ActQ8Row(out, K));
     else fc_avx2::quant_act_q8K(x, K, reinterpret_cast<ActQ8K*>(out));
     return;
   }
 #endif
   (void)isa;
-  if (f == ActFormat::Q8) quant_act_q8_scalar(x, K, reinterpret_cast<ActQ8*>(out));
+  if (f == ActFormat::Q8) quant_act_q8_scalar(x, K, ActQ8Row(out, K));
   else quant_act_q8K_scalar(x, K, reinterpret_cast<ActQ8K*>(out));
 }
 
@@ -308,6 +536,7 @@ void quantize_activations(Isa isa, ActFormat f, const float* x, int64_t K, uint8
 
 const char* matmul_isa() {
   switch (active_isa()) {
+    case Isa::Amx: return "amx";
     case Isa::Avx512: return "avx512vnni";
     case Isa::Avx2: return "avx2";
     default: return "scalar";
@@ -326,6 +555,17 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
   const int64_t rs = ggml_row_size(W.type, K);
   const ActFormat af = act_format(W.type);
 
+#if FC_AMX
+  if (isa == Isa::Amx && n >= fc_amx::AMX_MIN_N && (W.type == GGML_Q8_0 || W.type == GGML_Q4_0)) {
+    thread_local std::vector<uint8_t> packed;
+    const int64_t need = fc_amx::packed_bytes(n, K);
+    if ((int64_t)packed.size() < need) packed.resize(need);
+    const fc_amx::PackedActs pa = fc_amx::pack_activations(x, n, K, packed.data(), pool);
+    fc_amx::matmul_amx(W, pa, n, y, pool);
+    return;
+  }
+#endif
+
   // 1. activations, quantized once for all output rows; the buffer belongs to the calling thread and
   //    only grows, so the decode loop does not allocate after its first step.
   const uint8_t* xa = reinterpret_cast<const uint8_t*>(x);
@@ -343,23 +583,41 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
   }
 
   const RowKernel* table = nullptr;
+  const TileKernel* tiles = nullptr;  // register-tiled GEMM kernels, used for n >= 2 where they exist
 #if FC_X86
-  if (isa == Isa::Avx512) table = fc_avx512::rows_table(W.type);
-  else if (isa == Isa::Avx2) table = fc_avx2::rows_table(W.type);
+  if (isa == Isa::Avx512 || isa == Isa::Amx) {
+    table = fc_avx512::rows_table(W.type);
+    if (n >= 2) tiles = fc_avx512::tile_table(W.type);
+  } else if (isa == Isa::Avx2) {
+    table = fc_avx2::rows_table(W.type);
+  }
 #endif
 
-  // 2. output rows in chunks; activation rows in tiles of about 256 KiB (L2) per chunk.
+  // 2. output rows in chunks (a multiple of the tile height); activation rows in tiles of about
+  //    256 KiB (L2) per chunk.
   const int nth = pool.size();
-  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(16, M / (4 * nth)));
+  const int64_t chunk = std::max<int64_t>(TILE, std::min<int64_t>(16, M / (4 * nth)) / TILE * TILE);
   const int64_t nchunks = (M + chunk - 1) / chunk;
   const int64_t tile = std::max<int64_t>(MAXNB, (256 * 1024 / std::max<int64_t>(1, xs)) / MAXNB * MAXNB);
   std::atomic<int64_t> next{0};
   pool.run([&](int, int) {
-    float out[MAXNB];
+    float out[TILE * TILE];
     for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
       const int64_t r0 = c * chunk, r1 = std::min(M, r0 + chunk);
       for (int64_t t0 = 0; t0 < n; t0 += tile) {
         const int64_t t1 = std::min(n, t0 + tile);
+        if (tiles) {
+          for (int64_t r = r0; r < r1; r += TILE) {
+            const int rw = (int)std::min<int64_t>(TILE, r1 - r);
+            for (int64_t i = t0; i < t1; i += TILE) {
+              const int rx = (int)std::min<int64_t>(TILE, t1 - i);
+              tiles[(rw - 1) * TILE + (rx - 1)](W.data + r * rs, rs, K, xa + i * xs, xs, out);
+              for (int a = 0; a < rw; a++)
+                for (int j = 0; j < rx; j++) y[(i + j) * M + r + a] = out[a * rx + j];
+            }
+          }
+          continue;
+        }
         for (int64_t r = r0; r < r1; r++) {
           const uint8_t* w = W.data + r * rs;
           for (int64_t i = t0; i < t1; i += MAXNB) {

@@ -1,7 +1,7 @@
 // The production matmul kernels (addon.matmul: y = x W^T, W of any GGUF type) on fresh random inputs,
 // for every weight type, odd numbers of activation rows (GEMV n = 1, small GEMM, tiles with
-// remainders), on every kernel family this CPU has (AVX-512 VNNI, AVX2, the portable scalar path:
-// selected through FORKCAST_SIMD / FORKCAST_NO_SIMD, which the addon reads at each call).
+// remainders), on every kernel family this CPU has (AMX tiles, AVX-512 VNNI, AVX2, the portable
+// scalar path: selected through FORKCAST_SIMD / FORKCAST_NO_SIMD, which the addon reads at each call).
 //
 // Two float64 references:
 //  - exact: the weights as dequantized (checked separately in quants.test.ts) times the activations
@@ -94,10 +94,13 @@ function normwise(y: Float32Array, ref: Float64Array): number {
 }
 
 const cpu = addon.cpuInfo();
+// 'auto' is what the CPU gets by default: on AMX machines (Sapphire Rapids+) Q8_0/Q4_0 products with
+// n >= 4 run on AMX tiles there, so every family the code has is covered on such a machine.
 const FAMILIES: Array<{ name: string; env: Record<string, string | undefined> }> = [
   { name: 'scalar', env: { FORKCAST_NO_SIMD: '1', FORKCAST_SIMD: undefined } },
   ...(cpu.avx2 ? [{ name: 'avx2', env: { FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: 'avx2' } }] : []),
-  ...(cpu.avx512vnni ? [{ name: 'avx512vnni', env: { FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: undefined } }] : []),
+  ...(cpu.avx512vnni ? [{ name: 'avx512vnni', env: { FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: 'avx512' } }] : []),
+  { name: 'auto', env: { FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: undefined } },
 ];
 function setEnv(env: Record<string, string | undefined>) {
   for (const [k, v] of Object.entries(env)) {
