@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ModelSession, complete, generate, promptLogits } from './complete';
 import { openGGUF, ggmlTypeName } from './gguf';
+import { chooseTemplate } from './prompt';
 import { makeModel, type MakeModelArch, type MakeModelType } from './makeModel';
 import { loadModel } from './model';
 import type { CompleteResult, ModelInfo, SpecialTokens } from './protocol';
@@ -84,7 +85,7 @@ function readText(path: string, flag: string): string {
 const print = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
 
 /** Model facts straight from the GGUF (works on vocab-only files and without the addon). */
-function describe(path: string): Omit<ModelInfo, 'fim_template' | 'load_ms'> {
+function describe(path: string): Omit<ModelInfo, 'load_ms'> {
   const { file } = openGGUF(path);
   const arch = file.getString('general.architecture', 'unknown');
   let parameters = 0;
@@ -96,14 +97,17 @@ function describe(path: string): Omit<ModelInfo, 'fim_template' | 'load_ms'> {
   }
   let special: SpecialTokens = { bos: null, eos: null, eot: null, fim_prefix: null, fim_suffix: null, fim_middle: null, fim_pad: null, fim_rep: null, fim_sep: null };
   let vocab = file.has('tokenizer.ggml.tokens') ? file.getArray('tokenizer.ggml.tokens').length : 0;
+  let fim = 'none';
   if (file.has('tokenizer.ggml.model')) {
     const tok = Tokenizer.fromGGUF(file, { warn: (m) => process.stderr.write(`warning: ${m}\n`) });
     special = tok.special;
     vocab = tok.vocabSize;
+    fim = chooseTemplate(tok).name;
   }
   return {
     path, name: file.getString('general.name', path.split(/[\\/]/).pop()!), architecture: arch, parameters,
     tensor_types: types, context_length: file.getNumber(`${arch}.context_length`, 0), vocab_size: vocab, special_tokens: special,
+    fim_template: fim,
   };
 }
 
@@ -161,6 +165,7 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${info.name}: ${info.architecture}, ${info.parameters.toLocaleString('en')} parameters, context ${info.context_length}, vocab ${info.vocab_size}\n`);
         process.stdout.write(`tensor types: ${Object.entries(info.tensor_types).map(([k, n]) => `${k} x${n}`).join(', ') || 'none'}\n`);
         process.stdout.write(`special tokens: ${Object.entries(info.special_tokens).map(([k, id]) => `${k}=${id}`).join(' ')}\n`);
+        process.stdout.write(`fill-in-the-middle template: ${info.fim_template}\n`);
       }
       return 0;
     }

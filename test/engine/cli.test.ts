@@ -40,6 +40,7 @@ describe.skipIf(!HAVE_SHARED)('cli', () => {
     expect(j.vocab_size).toBe(49152);
     expect(j.special_tokens).toMatchObject({ fim_prefix: 1, fim_middle: 2, fim_suffix: 3 });
     expect(j.tensor_types.Q8_0).toBeGreaterThan(0);
+    expect(j.fim_template).toBe('starcoder');
     const human = run(['info', '--model', model]);
     expect(human.out).toMatch(/llama, [\d,]+ parameters/);
   });
