@@ -411,14 +411,13 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
  private:
   // Starts fn on the worker pool unless the context cannot take a job now.
-  Napi::Value Start(Napi::Env env, const char* what, size_t out_len, std::function<void(float*)> fn) {
+  Napi::Value Start(Napi::Env env, size_t out_len, std::function<void(float*)> fn) {
     Napi::Float32Array out = Napi::Float32Array::New(env, out_len);
     auto* job = new StepJob(env, this, Value(), out, std::move(fn));
     abort_.store(false);
     busy_ = true;
     Napi::Promise p = job->Promise();
     job->Queue();
-    (void)what;
     return p;
   }
   Napi::Value Reject(Napi::Env env, const std::string& msg) {
@@ -449,7 +448,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     }
     Session* s = session_.get();
     std::atomic<bool>* abort = &abort_;
-    return Start(env, "evalPrompt", (size_t)model_->weights().n_vocab,
+    return Start(env, (size_t)model_->weights().n_vocab,
                  [s, abort, tokens = std::move(tokens), keep](float* out) {
                    s->eval_prompt(tokens.data(), (int)tokens.size(), keep, out, *abort);
                  });
@@ -474,7 +473,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     Session* s = session_.get();
     std::atomic<bool>* abort = &abort_;
     const size_t m = slots.size();
-    return Start(env, "decode", m * (size_t)model_->weights().n_vocab,
+    return Start(env, m * (size_t)model_->weights().n_vocab,
                  [s, abort, slots = std::move(slots), tokens = std::move(tokens)](float* out) {
                    s->decode(slots.data(), tokens.data(), (int)slots.size(), out, *abort);
                  });

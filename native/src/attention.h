@@ -12,6 +12,8 @@
 //   S_c = Q_g Kc^T (one GEMM, context KV read once per step), S_d[s] = q_s Kd_s^T per sample;
 //   m = max(max S_c, max S_d), out = (exp(S_c - m) Vc + exp(S_d - m) Vd) / (sum exp(S_c - m) + sum exp(S_d - m)),
 //   which is exactly softmax over the concatenation [context, decode].
+// attention.cpp applies the same merge per tile of positions (a running max), and across threads
+// when a step has fewer (KV head, sample-chunk) jobs than threads (positions split, parts merged).
 #pragma once
 #include <cstdint>
 #include "threadpool.h"
