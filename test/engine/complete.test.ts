@@ -207,7 +207,9 @@ describe.skipIf(!HAVE_SHARED)('complete on a real model file', () => {
       onCancellationRequested: (l: () => void) => { listeners.push(l); return { dispose() {} }; },
     };
     const long = 'x = 1\n'.repeat(600); // ~3600 tokens of prefill
-    const p = complete(s, { prefix: long, n: 1, maxTokens: 4 }, token);
+    // (Many decode tokens: on a machine fast enough to finish the prefill before the timer, the
+    // batch is still cancelled between steps, so the test checks cancellation either way.)
+    const p = complete(s, { prefix: long, n: 4, maxTokens: 400 }, token);
     setTimeout(() => { cancelled = true; listeners.forEach((l) => l()); }, 5);
     await expect(p).rejects.toBeInstanceOf(CancelledError);
     // The KV kept nothing of the aborted prompt: the next request evaluates it again and works.
