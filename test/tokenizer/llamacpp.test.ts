@@ -7,7 +7,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseGGUF } from '../../engine/gguf';
+import { parseGGUF, type GGUFValue } from '../../engine/gguf';
+import { writeGGUF } from '../../engine/ggufWriter';
 import { Tokenizer } from '../../engine/tokenizer';
 import { fixture, HAVE_SHARED } from '../shared';
 import { writeVocabGGUF } from './hfVocab';
@@ -135,6 +136,42 @@ describe.skipIf(!HAVE_SHARED)('agreement with llama.cpp (node-llama-cpp)', () =>
       await ref.dispose();
       console.log(`[llama.cpp] ${v.name}: ${same}/${texts.length} identical`);
     }
+    expect(failures).toEqual([]);
+  });
+
+  // Pre-tokenizers without test vectors of their own (falcon, deepseek-llm, chameleon, ...): the GPT-2
+  // vocabulary and merges under each pre-tokenizer name, so only the splitting differs. Not compared:
+  // gpt-4o / tekken, where llama.cpp rewrites the tokenizer.json regex with lookaheads over \p{L} only
+  // and so splits combining marks off letters ("हिन्दी" -> "ह","िन",...), which the original regex (ours,
+  // with \p{M} in its letter runs) keeps together.
+  const PRE_NAMES = ['default', 'falcon', 'mpt', 'deepseek-llm', 'deepseek-coder', 'deepseek-v3', 'command-r', 'chameleon',
+    'roberta-bpe', 'bloom', 'viking', 'dbrx', 'smaug-bpe', 'stablelm2', 'olmo', 'refact', 'starcoder', 'qwen2', 'llama-bpe'];
+  it(`every pre-tokenizer splits like llama.cpp's (GPT-2 vocabulary under each name; seed ${SEED})`, async (ctx) => {
+    if (!llama) { console.log(`[llama.cpp] SKIPPED: ${why}`); ctx.skip(); return; }
+    const next = rng(SEED + 7);
+    const texts = [...codeChunks(next, 60), ...randomTexts(next, Number(process.env.FORKCAST_RANDOM_TEXTS ?? 60))];
+    const base = parseGGUF(new Uint8Array(readFileSync(fixture('vocab', 'ggml-vocab-gpt-2.gguf'))));
+    const failures: string[] = [];
+    const summary: string[] = [];
+    for (const pre of PRE_NAMES) {
+      const path = join(tmp, `gpt2-as-${pre}.gguf`);
+      const metadata: Array<[string, GGUFValue]> = [...base.metadata].map(([k, v]) =>
+        [k, k === 'tokenizer.ggml.pre' ? { type: 8, value: pre } : v]);
+      writeGGUF(path, { metadata, tensors: [] });
+      const ours = Tokenizer.fromGGUF(parseGGUF(new Uint8Array(readFileSync(path))), { warn: () => {} });
+      expect(ours.preTokenizer?.unknown, pre).toBe(false);
+      const ref = await llama.loadModel({ modelPath: path, vocabOnly: true });
+      let same = 0;
+      for (const t of texts) {
+        const want = Array.from(ref.tokenize(t, false));
+        const got = ours.encode(t);
+        if (got.join(' ') === want.join(' ')) same++;
+        else if (failures.length < 8) failures.push(`${pre}: ${JSON.stringify(t.slice(0, 120))}\n  got  ${got.slice(0, 30).join(' ')}\n  want ${want.slice(0, 30).join(' ')}`);
+      }
+      await ref.dispose();
+      summary.push(`${pre} ${same}/${texts.length}`);
+    }
+    console.log(`[llama.cpp] pre-tokenizers: ${summary.join(', ')}`);
     expect(failures).toEqual([]);
   });
 });
