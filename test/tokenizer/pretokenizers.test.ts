@@ -64,6 +64,14 @@ describe('pre-tokenizers', () => {
     expect(p.split('Z[')).toEqual(['Z', '[']);
   });
 
+  it('GPT-4o / Tekken: camel case splits, combining marks stay in the word (tokenizer.json regex, \\p{M} included)', () => {
+    const p = makePreTokenizer('gpt-4o');
+    expect(p.split('getHTTPResponse')).toEqual(['get', 'HTTPResponse']);
+    expect(p.split(' parseJSONValue')).toEqual([' parse', 'JSONValue']);
+    expect(p.split("हिन्दी's 1234")).toEqual(["हिन्दी's", ' ', '123', '4']);
+    expect(makePreTokenizer('tekken').split('a/b\n\n')).toEqual(['a', '/b', '\n\n']); // one non-letter may lead a word
+  });
+
   it('an unknown name falls back to the default pre-tokenizer and says so', () => {
     const p = makePreTokenizer('no-such-pre');
     expect(p.unknown).toBe(true);
