@@ -29,7 +29,7 @@ export const GGUFType = {
 } as const;
 export type GGUFTypeId = (typeof GGUFType)[keyof typeof GGUFType];
 const TYPE_NAMES = ['uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'bool', 'string', 'array', 'uint64', 'int64', 'float64'];
-export const gguTypeName = (t: number) => TYPE_NAMES[t] ?? `unknown(${t})`;
+export const ggufTypeName = (t: number) => TYPE_NAMES[t] ?? `unknown(${t})`;
 /** Byte size of fixed-size value types (0 = variable: string, array). */
 const TYPE_SIZE = [1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8];
 
@@ -307,7 +307,7 @@ export function parseGGUF(buf: Uint8Array): GGUFFile {
   if (alignValue) {
     const a = alignValue.value;
     if (alignValue.type === 9 || alignValue.type === 7 || alignValue.type === 8 || typeof a !== 'number' || !Number.isInteger(a)) {
-      throw new GGUFError(`metadata "general.alignment" must be an integer, found ${gguTypeName(alignValue.type)}`);
+      throw new GGUFError(`metadata "general.alignment" must be an integer, found ${ggufTypeName(alignValue.type)}`);
     }
     if (a <= 0 || a > 0x40000000 || (a & (a - 1)) !== 0) {
       throw new GGUFError(`metadata "general.alignment" is ${a}: must be a non-zero power of two (at most 2^30)`);
@@ -376,7 +376,7 @@ function makeFile(bytes: Uint8Array, version: number, alignment: number, dataOff
     return v;
   };
   const wrong = (key: string, want: string, v: GGUFValue) =>
-    new GGUFError(`metadata "${key}" should be ${want} but is ${gguTypeName(v.type)}`);
+    new GGUFError(`metadata "${key}" should be ${want} but is ${ggufTypeName(v.type)}`);
   return {
     version, alignment, dataOffset, metadata, tensors, bytes,
     has: (key) => metadata.has(key),
@@ -409,7 +409,7 @@ function makeFile(bytes: Uint8Array, version: number, alignment: number, dataOff
     getStringArray(key) {
       const v = lookup(key, 'an array of strings', false)!;
       if (v.type !== 9 || v.value.elemType !== 8) {
-        throw new GGUFError(`metadata "${key}" should be an array of strings but is ${v.type === 9 ? `an array of ${gguTypeName(v.value.elemType)}` : gguTypeName(v.type)}`);
+        throw new GGUFError(`metadata "${key}" should be an array of strings but is ${v.type === 9 ? `an array of ${ggufTypeName(v.value.elemType)}` : ggufTypeName(v.type)}`);
       }
       return v.value.items as string[];
     },
