@@ -193,8 +193,8 @@ function readScalar(r: Reader, type: number, what: string): GGUFScalar {
   }
 }
 
-const toNumberIfSafe = (x: bigint): number | bigint =>
-  x <= BigInt(Number.MAX_SAFE_INTEGER) && x >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(x) : x;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER), MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const toNumberIfSafe = (x: bigint): number | bigint => (x <= MAX_SAFE && x >= MIN_SAFE ? Number(x) : x);
 
 /** Copies n fixed-size little-endian elements into a fresh (aligned) typed array. */
 function readTypedArray(r: Reader, elemType: number, n: number): GGUFArrayItems {
