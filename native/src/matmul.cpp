@@ -297,6 +297,9 @@ void configure() {
     cfg.rows[s + 1] = 16, cfg.colsb[s + 1] = 32;  // A: 16 weight rows x 32 bytes
     cfg.rows[s + 2] = 8, cfg.colsb[s + 2] = 64;   // B: 8 x (16 activation rows x 4 bytes)
   }
+  // GCC's _tile_loadconfig tells the compiler it reads only a pointer's worth of bytes, so without
+  // this barrier the stores to rows/colsb above are dropped as dead (seen at -O3: #UD on tilezero).
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
 }
 
