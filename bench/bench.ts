@@ -20,7 +20,7 @@ async function suites(): Promise<Record<string, Suite>> {
   await add('complete', () => import('./complete'), 'benchComplete');
   await add('kernels', () => import('./kernels'), 'benchKernels');
   await add('peers', () => import('./peers'), 'benchPeers');
-  await add('tokenizer', () => import('../test/tokenizer/tokenizerBench'), 'benchTokenizer');
+  await add('tokenizer', () => import('./tokenizer'), 'benchTokenizer');
   return out;
 }
 

@@ -9,10 +9,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { formatTable, ratio, type Row } from '../../bench/table';
-import { parseGGUF } from '../../engine/gguf';
-import { Tokenizer } from '../../engine/tokenizer';
-import { writeVocabGGUF } from './hfVocab';
+import { formatTable, ratio, type Row } from './table';
+import { parseGGUF } from '../engine/gguf';
+import { Tokenizer } from '../engine/tokenizer';
+import { writeVocabGGUF } from '../test/tokenizer/hfVocab';
 
 type RefModel = { tokenize(t: string): number[]; dispose(): Promise<void> };
 type RefLlama = { loadModel(o: { modelPath: string; vocabOnly: boolean }): Promise<RefModel>; dispose(): Promise<void> };
