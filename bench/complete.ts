@@ -130,6 +130,7 @@ export async function benchComplete(): Promise<void> {
       } finally {
         session.dispose();
       }
+      const before = rows.length;
       for (const mode of MODES) {
         const t = best[mode]!.res.timings;
         rows.push({
@@ -140,6 +141,7 @@ export async function benchComplete(): Promise<void> {
           kv_bytes: bytes(best[mode]!.res.memory.kv_bytes),
         });
       }
+      printTable(rows.slice(before)); // as it goes: a long run that is stopped still leaves its figures
       const bi = best.bifurcated!.res, re = best.replicated!.res;
       ratios.push({
         n,

@@ -21,8 +21,9 @@
 // Time is the best of `reps` runs per side, the two sides interleaved, because this machine is shared:
 // the best run is the one least disturbed by other processes.
 //
-// Args (after `--`): --quick (one model, one rep), --models=a,b (names below or substrings),
-// --file=PATH (any GGUF instead), --rows=pp,tg,n16, --reps=N, --threads=N (default 2),
+// Args (after `--`): --quick (one model, one rep), --models=a,b (see bench/models.ts; substrings match),
+// --reps=N (pp/tg, default 2), --par-reps=N (n16, default 1),
+// --file=PATH (any GGUF instead), --rows=pp,tg,n16, --threads=N (default 2),
 // --fa=auto|on|off (llama.cpp flash attention).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
@@ -46,6 +47,7 @@ interface PeersArgs {
   file: string | undefined;
   rows: Set<string>;
   reps: number;
+  parReps: number;
   threads: number;
   fa: 'auto' | 'on' | 'off';
 }
@@ -57,13 +59,15 @@ function parseArgs(argv: string[]): PeersArgs {
   if (!['auto', 'on', 'off'].includes(fa)) throw new Error(`--fa=${fa}: expected auto, on or off`);
   const threads = Number(get('threads') ?? 2);
   const reps = Number(get('reps') ?? (quick ? 1 : 2));
-  if (!(threads >= 1 && threads <= 256) || !(reps >= 1 && reps <= 50)) throw new Error('--threads/--reps out of range');
+  const parReps = Number(get('par-reps') ?? 1);
+  if (!(threads >= 1 && threads <= 256) || !(reps >= 1 && reps <= 50) || !(parReps >= 1 && parReps <= 50)) throw new Error('--threads/--reps out of range');
   return {
     quick,
     models: get('models')?.split(',').filter(Boolean) ?? null,
     file: get('file'),
     rows: new Set((get('rows') ?? 'pp,tg,n16').split(',')),
     reps,
+    parReps,
     threads,
     fa,
   };
@@ -302,7 +306,7 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
     if (a.rows.has('n16')) {
       const fcRuns: number[] = [], hRuns: HarnessPar[] = [];
       let fcLast: ParResult | undefined;
-      for (let r = 0; r < a.reps; r++) {
+      for (let r = 0; r < a.parReps; r++) {
         if (fc) {
           const v = await tryOr(`${m.name} Forkcast n16`, errors, () => fc.par(tokens));
           if (v && (!fcLast || v.total_ms < best(fcRuns))) fcLast = v;
@@ -356,7 +360,7 @@ export async function benchPeers(): Promise<void> {
   const h = buildHarness();
   if ('error' in h) errors.push(`llama.cpp harness: ${h.error}`);
   const harness = 'error' in h ? undefined : h;
-  console.log(`threads: ${a.threads}, reps: ${a.reps} (best of, sides interleaved), llama.cpp flash attention: ${a.fa}`);
+  console.log(`threads: ${a.threads}, reps: pp/tg ${a.reps}, n16 ${a.parReps} (best of, sides interleaved), llama.cpp flash attention: ${a.fa}`);
   console.log(`memory bandwidth: ${(bw.bytesPerSec / 1e9).toFixed(1)} GB/s (${bw.method})`);
   const rows: Row[] = [];
   // The machine is shared: the load average beside each model tells how disturbed its figures may be.
@@ -365,7 +369,10 @@ export async function benchPeers(): Promise<void> {
     console.log(`${m.name}: ${m.path} (${bytes(statSync(m.path).size)}, vocab ${m.vocab}${m.note ? `, ${m.note}` : ''})`);
     const t0 = performance.now();
     const l0 = load();
-    await benchModel(m, a, bw, harness, rows, errors);
+    const mine: Row[] = [];
+    await benchModel(m, a, bw, harness, mine, errors);
+    rows.push(...mine);
+    printTable(mine); // as it goes: a long run that is stopped still leaves its figures
     console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(0)} s; load average before ${l0}, after ${load()}`);
   }
   console.log('');
