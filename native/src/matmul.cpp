@@ -265,19 +265,28 @@ namespace fc_avx512 {
 #pragma GCC pop_options
 #endif
 
-// ---- AMX (Sapphire Rapids and later): Q8_0 / Q4_0 GEMM for n >= AMX_MIN_N ----
-// Tile roles: A = 16 weight rows x 32 bytes of one block, loaded straight from the mapped tensor
-// with the row stride (Q8_0) or from a decoded copy of the 16 rows (Q4_0, or a partial last group);
-// B = the same block of 16 activation rows, which the activation quantizer writes directly in the
-// B-tile order (B[t][row][k] = q[row][4t + k]: Intel SDM, AMX TDPBSSD operand layout); C = 16 x 16
-// int32 block products. Each block's C is scaled in AVX-512 (weight scale x activation scale, per
-// row and column) into float accumulators, as the per-32 block scales require.
+// ---- AMX (Sapphire Rapids and later): GEMM for n >= AMX_MIN_N, every quantized type ----
+// Tile roles (Intel SDM, TDPBSSD): A = 16 weight rows x SB bytes of one sub-block (SB = 32, or 16 for
+// Q6_K whose scales are per 16), B = the same sub-block of 16 activation rows in B-tile order
+// (B[t][row][k] = q[row][4t + k]), C = 16 x 16 int32 sub-block products. Q8_0 weights are the A tile
+// in place (row stride of the mapped tensor); other types are decoded per group of 16 rows into
+// int8 levels (K-quants: 0..31 with a separate min term, Q6_K and Q4_0: signed) once, then reused
+// for every activation tile. The activation quantizer writes B-tile order directly, with the same
+// per-32 (Q8_0/Q4_0) or per-256 (K-quants) scales as the row kernels, so both paths compute the
+// same integer sums. Each sub-block's C is scaled in AVX-512 into float accumulators:
+//   acc[r][i] += C[r][i] * da[i] * scale[r]  (- da[i] * sum(q_act[i]) * min[r] for Q4_K/Q5_K).
 #if FC_X86 && defined(__linux__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
 namespace fc_amx {
 
 constexpr int64_t AMX_MIN_N = 4;
+
+bool supported(int32_t type) {
+  return type == GGML_Q8_0 || type == GGML_Q4_0 || type == GGML_Q4_K || type == GGML_Q5_K || type == GGML_Q6_K;
+}
+int sub_block(int32_t type) { return type == GGML_Q6_K ? 16 : 32; }
+bool has_min(int32_t type) { return type == GGML_Q4_K || type == GGML_Q5_K; }
 
 struct TileConfig {
   uint8_t palette;
@@ -287,15 +296,15 @@ struct TileConfig {
   uint8_t rows[16];
 };
 
-// Tiles 0-2 and 3-5: C, A, B for even and odd blocks (two sets let consecutive blocks overlap).
-void configure() {
+// Tiles 0-2 and 3-5: C, A, B for even and odd sub-blocks (two sets let consecutive ones overlap).
+void configure(int sb) {
   alignas(64) TileConfig cfg;
   std::memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
-  for (int s = 0; s < 6; s += 3) {
-    cfg.rows[s] = 16, cfg.colsb[s] = 64;      // C: 16 weight rows x 16 int32
-    cfg.rows[s + 1] = 16, cfg.colsb[s + 1] = 32;  // A: 16 weight rows x 32 bytes
-    cfg.rows[s + 2] = 8, cfg.colsb[s + 2] = 64;   // B: 8 x (16 activation rows x 4 bytes)
+  for (int t = 0; t < 6; t += 3) {
+    cfg.rows[t] = 16, cfg.colsb[t] = 64;                    // C: 16 weight rows x 16 int32
+    cfg.rows[t + 1] = 16, cfg.colsb[t + 1] = (uint16_t)sb;  // A: 16 weight rows x SB bytes
+    cfg.rows[t + 2] = (uint8_t)(sb / 4), cfg.colsb[t + 2] = 64;  // B: SB/4 x (16 activation rows x 4 bytes)
   }
   // GCC's _tile_loadconfig tells the compiler it reads only a pointer's worth of bytes, so without
   // this barrier the stores to rows/colsb above are dropped as dead (seen at -O3: #UD on tilezero).
@@ -303,40 +312,70 @@ void configure() {
   _tile_loadconfig(&cfg);
 }
 
-// Activations in B-tile order: tile j (rows 16j..16j+15), block b: q at (j * nblk + b) * 512,
-// 16 scales at (j * nblk + b) * 16. Rows past n are zero (their results are not stored).
+// Activations in B-tile order: tile j (rows 16j..16j+15), sub-block s: levels at (j*nsb + s)*SB*16,
+// 16 scales and 16 scaled sums (da * sum of the sub-block's levels) at (j*nsb + s)*16.
+// Rows past n are zero (their results are not stored).
 struct PackedActs {
   int8_t* q;
   float* d;
-  int64_t nblk, ntiles;
+  float* ms;
+  int64_t nsb, ntiles;
+  int sb;
 };
 
-int64_t packed_bytes(int64_t n, int64_t K) {
-  const int64_t ntiles = (n + 15) / 16, nblk = K / 32;
-  return ntiles * nblk * (512 + 16 * (int64_t)sizeof(float));
+int64_t packed_bytes(int64_t n, int64_t K, int sb) {
+  const int64_t ntiles = (n + 15) / 16, nsb = K / sb;
+  return ntiles * (K * 16 + nsb * 32 * (int64_t)sizeof(float));
 }
 
-PackedActs pack_activations(const float* x, int64_t n, int64_t K, uint8_t* buf, ThreadPool& pool) {
+PackedActs pack_activations(int32_t type, const float* x, int64_t n, int64_t K, uint8_t* buf, ThreadPool& pool) {
   PackedActs pa;
-  pa.nblk = K / 32;
+  pa.sb = sub_block(type);
+  pa.nsb = K / pa.sb;
   pa.ntiles = (n + 15) / 16;
   pa.q = reinterpret_cast<int8_t*>(buf);
-  pa.d = reinterpret_cast<float*>(buf + pa.ntiles * pa.nblk * 512);
-  const int64_t last = pa.ntiles - 1;
-  std::memset(pa.q + last * pa.nblk * 512, 0, pa.nblk * 512);
-  std::memset(pa.d + last * pa.nblk * 16, 0, pa.nblk * 16 * sizeof(float));
+  pa.d = reinterpret_cast<float*>(buf + pa.ntiles * K * 16);
+  pa.ms = pa.d + pa.ntiles * pa.nsb * 16;
+  const int sb = pa.sb;
+  const int64_t nsb = pa.nsb, last = pa.ntiles - 1;
+  std::memset(pa.q + last * K * 16, 0, K * 16);
+  std::memset(pa.d + last * nsb * 16, 0, nsb * 16 * sizeof(float));
+  std::memset(pa.ms + last * nsb * 16, 0, nsb * 16 * sizeof(float));
+  const bool k256 = act_format(type) == ActFormat::Q8K;
+  const int64_t row_bytes = act_row_bytes(act_format(type), K);
   auto rows = [&](int64_t i0, int64_t i1) {
     thread_local std::vector<uint8_t> tmp;
-    if ((int64_t)tmp.size() < K + K / 32 * 4) tmp.resize(K + K / 32 * 4);
+    if ((int64_t)tmp.size() < row_bytes) tmp.resize(row_bytes);
     for (int64_t i = i0; i < i1; i++) {
-      fc_avx512::quant_act_q8(x + i * K, K, ActQ8Row(tmp.data(), K));
-      const int8_t* q = act_q8_qs(tmp.data());
-      const float* d = act_q8_d(tmp.data(), K);
+      const int8_t* q;
+      const float* d32 = nullptr;
+      const ActQ8K* qk = nullptr;
+      if (k256) {
+        fc_avx512::quant_act_q8K(x + i * K, K, reinterpret_cast<ActQ8K*>(tmp.data()));
+        qk = reinterpret_cast<const ActQ8K*>(tmp.data());
+        q = nullptr;
+      } else {
+        fc_avx512::quant_act_q8(x + i * K, K, ActQ8Row(tmp.data(), K));
+        q = act_q8_qs(tmp.data());
+        d32 = act_q8_d(tmp.data(), K);
+      }
       const int64_t j = i / 16, rr = i % 16;
-      for (int64_t b = 0; b < pa.nblk; b++) {
-        int8_t* dst = pa.q + (j * pa.nblk + b) * 512 + rr * 4;
-        for (int t = 0; t < 8; t++) std::memcpy(dst + 64 * t, q + 32 * b + 4 * t, 4);
-        pa.d[(j * pa.nblk + b) * 16 + rr] = d[b];
+      for (int64_t s = 0; s < nsb; s++) {
+        const int64_t e0 = s * sb;  // first element of the sub-block
+        const int8_t* src = k256 ? qk[e0 / QK_K].qs + e0 % QK_K : q + e0;
+        int8_t* dst = pa.q + (j * nsb + s) * sb * 16 + rr * 4;
+        for (int t = 0; t < sb / 4; t++) std::memcpy(dst + 64 * t, src + 4 * t, 4);
+        const int64_t at = (j * nsb + s) * 16 + rr;
+        if (k256) {
+          const ActQ8K& blk = qk[e0 / QK_K];
+          const int g = (int)(e0 % QK_K) / 16;  // bsums are per 16
+          const int sum = sb == 32 ? blk.bsums[g] + blk.bsums[g + 1] : blk.bsums[g];
+          pa.d[at] = blk.d;
+          pa.ms[at] = blk.d * (float)sum;
+        } else {
+          pa.d[at] = d32[s];
+          pa.ms[at] = 0.0f;
+        }
       }
     }
   };
@@ -345,16 +384,88 @@ PackedActs pack_activations(const float* x, int64_t n, int64_t K, uint8_t* buf, 
   return pa;
 }
 
-// acc[r] += (C[r] as float) * da * dw[r]: one block's int32 products, scaled.
-inline void scale_block(const int32_t* cbuf, const float* da16, const float* dw, int64_t dw_stride, __m512* acc) {
-  const __m512 da = _mm512_loadu_ps(da16);
-  for (int r = 0; r < 16; r++) {
-    const __m512 c = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(cbuf + 16 * r)), da);
-    acc[r] = _mm512_fmadd_ps(c, _mm512_set1_ps(dw[r * dw_stride]), acc[r]);
+// Decodes weight row `row` into int8 levels lv[K] and per-sub-block scale/min (sc[nsb], mn[nsb]).
+void decode_row(int32_t type, const uint8_t* row, int64_t K, int8_t* lv, float* sc, float* mn) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), m2 = _mm256_set1_epi8(3);
+  switch (type) {
+    case GGML_Q8_0: {
+      const block_q8_0* b = reinterpret_cast<const block_q8_0*>(row);
+      for (int64_t i = 0; i < K / 32; i++) {
+        std::memcpy(lv + 32 * i, b[i].qs, 32);
+        sc[i] = _cvtsh_ss(b[i].d);
+      }
+      return;
+    }
+    case GGML_Q4_0: {
+      const block_q4_0* b = reinterpret_cast<const block_q4_0*>(row);
+      const __m128i m = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+      for (int64_t i = 0; i < K / 32; i++) {
+        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(lv + 32 * i), _mm_sub_epi8(_mm_and_si128(bytes, m), eight));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(lv + 32 * i + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), m), eight));
+        sc[i] = _cvtsh_ss(b[i].d);
+      }
+      return;
+    }
+    case GGML_Q4_K:
+    case GGML_Q5_K: {
+      const bool five = type == GGML_Q5_K;
+      const int64_t bsz = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
+      for (int64_t i = 0; i < K / QK_K; i++) {
+        const uint8_t* blk = row + i * bsz;
+        const block_q4_K* b4 = reinterpret_cast<const block_q4_K*>(blk);
+        const uint8_t* qs = five ? reinterpret_cast<const block_q5_K*>(blk)->qs : b4->qs;
+        __m256i qh = five ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const block_q5_K*>(blk)->qh))
+                          : _mm256_setzero_si256();
+        const float d = _cvtsh_ss(b4->d), dmin = _cvtsh_ss(b4->dmin);
+        uint8_t s8[8], m8[8];
+        fc_avx512::kquant_scales8(b4->scales, s8, m8);
+        int8_t* out = lv + i * QK_K;
+        for (int c = 0; c < 4; c++) {
+          const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+          __m256i lo = _mm256_and_si256(bytes, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4);
+          if (five) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+            qh = _mm256_srli_epi16(qh, 2);
+          }
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 64 * c), lo);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 64 * c + 32), hi);
+        }
+        for (int j = 0; j < 8; j++) {
+          sc[8 * i + j] = d * s8[j];
+          mn[8 * i + j] = dmin * m8[j];
+        }
+      }
+      return;
+    }
+    case GGML_Q6_K: {
+      const block_q6_K* b = reinterpret_cast<const block_q6_K*>(row);
+      const __m256i off = _mm256_set1_epi8(32);
+      for (int64_t i = 0; i < K / QK_K; i++) {
+        int8_t* out = lv + i * QK_K;
+        for (int h = 0; h < 2; h++) {
+          const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].ql + 64 * h));
+          const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].ql + 64 * h + 32));
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qh + 32 * h));
+          for (int k = 0; k < 4; k++) {
+            const __m256i low = k & 2 ? _mm256_and_si256(_mm256_srli_epi16(k & 1 ? ql1 : ql0, 4), m4)
+                                      : _mm256_and_si256(k & 1 ? ql1 : ql0, m4);
+            const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), m2);
+            const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(top, 4)), off);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 128 * h + 32 * k), q);
+          }
+        }
+        const float d = _cvtsh_ss(b[i].d);
+        for (int j = 0; j < 16; j++) sc[16 * i + j] = d * b[i].scales[j];
+      }
+      return;
+    }
+    default: return;
   }
 }
 
-// One block on tiles TC = TA . TB (GCC's tile intrinsics take literal tile numbers, hence a macro).
+// One sub-block on tiles TC = TA . TB (GCC's tile intrinsics take literal tile numbers, hence a macro).
 #define FC_AMX_BLOCK(TC, TA, TB, a, astride, bq, cbuf) \
   do {                                                  \
     _tile_zero(TC);                                     \
@@ -364,91 +475,95 @@ inline void scale_block(const int32_t* cbuf, const float* da16, const float* dw,
     _tile_stored(TC, (cbuf), 64);                       \
   } while (0)
 
-// y = x W^T for Q8_0 / Q4_0 weights; output rows in groups of 16 handed out from an atomic counter.
+// acc[r] += C[r] * da * sc[r] (- ms * mn[r]): one sub-block's int32 products, scaled.
+template <bool MIN>
+inline void scale_block(const int32_t* cbuf, const float* da16, const float* ms16, const float* sc, const float* mn,
+                        int64_t stride, __m512* acc) {
+  const __m512 da = _mm512_loadu_ps(da16);
+  const __m512 ms = MIN ? _mm512_loadu_ps(ms16) : _mm512_setzero_ps();
+  for (int r = 0; r < 16; r++) {
+    const __m512 c = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(cbuf + 16 * r)), da);
+    acc[r] = _mm512_fmadd_ps(c, _mm512_set1_ps(sc[r * stride]), acc[r]);
+    if (MIN) acc[r] = _mm512_fnmadd_ps(ms, _mm512_set1_ps(mn[r * stride]), acc[r]);
+  }
+}
+
+template <bool MIN>
+void tile_loop(const int8_t* abase, int64_t astride, int64_t astep, const PackedActs& pa, int64_t j, const float* sc,
+               const float* mn, __m512* acc, int32_t (*cbuf)[256]) {
+  const int64_t nsb = pa.nsb, bstep = pa.sb * 16;
+  const int8_t* bq = pa.q + j * nsb * bstep;
+  const float* da = pa.d + j * nsb * 16;
+  const float* ms = pa.ms + j * nsb * 16;
+  int64_t s = 0;
+  for (; s + 2 <= nsb; s += 2) {
+    FC_AMX_BLOCK(0, 1, 2, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
+    FC_AMX_BLOCK(3, 4, 5, abase + (s + 1) * astep, astride, bq + (s + 1) * bstep, cbuf[1]);
+    scale_block<MIN>(cbuf[0], da + s * 16, ms + s * 16, sc + s, mn + s, nsb, acc);
+    scale_block<MIN>(cbuf[1], da + (s + 1) * 16, ms + (s + 1) * 16, sc + s + 1, mn + s + 1, nsb, acc);
+  }
+  if (s < nsb) {
+    FC_AMX_BLOCK(0, 1, 2, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
+    scale_block<MIN>(cbuf[0], da + s * 16, ms + s * 16, sc + s, mn + s, nsb, acc);
+  }
+}
+
+// y = x W^T; output rows in groups of 16 handed out from an atomic counter.
 void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, ThreadPool& pool) {
-  const int64_t K = W.ne0, M = W.ne1, nblk = pa.nblk;
+  const int64_t K = W.ne0, M = W.ne1, nsb = pa.nsb;
   const int64_t rs = ggml_row_size(W.type, K);
-  const bool q4 = W.type == GGML_Q4_0;
+  const bool in_place = W.type == GGML_Q8_0, with_min = has_min(W.type);
   const int64_t ngroups = (M + 15) / 16;
   std::atomic<int64_t> next{0};
   pool.run([&](int, int) {
-    configure();
+    configure(pa.sb);
     alignas(64) int32_t cbuf[2][256];
-    thread_local std::vector<int8_t> wq;  // decoded / padded weight rows, stride K
-    thread_local std::vector<float> dwg;  // weight scales [16][nblk]
-    if ((int64_t)dwg.size() < 16 * nblk) dwg.resize(16 * nblk);
+    thread_local std::vector<int8_t> lv;  // decoded levels of the group's 16 rows, stride K
+    thread_local std::vector<float> scm;  // scales [16][nsb] then mins [16][nsb]
+    if ((int64_t)scm.size() < 32 * nsb) scm.resize(32 * nsb);
+    float* sc = scm.data();
+    float* mn = scm.data() + 16 * nsb;
     for (int64_t g; (g = next.fetch_add(1, std::memory_order_relaxed)) < ngroups;) {
       const int64_t r0 = 16 * g;
       const int nr = (int)std::min<int64_t>(16, M - r0);
       const uint8_t* wrows = W.data + r0 * rs;
-      // block scales of the group's rows: fp16 at the start of each block, 16 blocks per gather
-      const int bsz = q4 ? (int)sizeof(block_q4_0) : (int)sizeof(block_q8_0);
-      const __m512i offs = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                              _mm512_set1_epi32(bsz));
-      for (int r = 0; r < 16; r++) {
-        float* dst = dwg.data() + r * nblk;
-        if (r >= nr) {
-          std::fill(dst, dst + nblk, 0.0f);
-          continue;
-        }
-        const uint8_t* row = wrows + r * rs;
-        int64_t b = 0;
-        for (; b + 16 <= nblk; b += 16) {
-          const __m512i h = _mm512_i32gather_epi32(offs, row + b * bsz, 1);  // low 16 bits: the fp16 scale
-          _mm512_storeu_ps(dst + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
-        }
-        for (; b < nblk; b++) {
-          uint16_t h;
-          std::memcpy(&h, row + b * bsz, 2);
-          dst[b] = _cvtsh_ss(h);
-        }
-      }
       const int8_t* abase;
-      int64_t astride;
-      if (!q4 && nr == 16) {  // Q8_0 levels are loaded in place: offset 2 of each 34-byte block
+      int64_t astride, astep;
+      if (in_place && nr == 16) {  // Q8_0 levels are read in place: offset 2 of each 34-byte block
+        const __m512i offs = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                _mm512_set1_epi32((int)sizeof(block_q8_0)));
+        for (int r = 0; r < 16; r++) {
+          const uint8_t* row = wrows + r * rs;
+          int64_t b = 0;
+          for (; b + 16 <= nsb; b += 16) {  // 16 fp16 block scales per gather (low halves of the dwords)
+            const __m512i h = _mm512_i32gather_epi32(offs, row + b * sizeof(block_q8_0), 1);
+            _mm512_storeu_ps(sc + r * nsb + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
+          }
+          for (; b < nsb; b++) sc[r * nsb + b] = _cvtsh_ss(reinterpret_cast<const block_q8_0*>(row)[b].d);
+        }
         abase = reinterpret_cast<const int8_t*>(wrows) + 2;
         astride = rs;
+        astep = sizeof(block_q8_0);
       } else {
-        if ((int64_t)wq.size() < 16 * K) wq.resize(16 * K);
+        if ((int64_t)lv.size() < 16 * K) lv.resize(16 * K);
         for (int r = 0; r < 16; r++) {
-          int8_t* dst = wq.data() + r * K;
-          if (r >= nr) {
-            std::memset(dst, 0, K);
-            continue;
-          }
-          for (int64_t b = 0; b < nblk; b++) {
-            if (q4) {
-              const block_q4_0& blk = reinterpret_cast<const block_q4_0*>(wrows + r * rs)[b];
-              for (int j = 0; j < 16; j++) {
-                dst[32 * b + j] = (int8_t)((blk.qs[j] & 0xF) - 8);
-                dst[32 * b + j + 16] = (int8_t)((blk.qs[j] >> 4) - 8);
-              }
-            } else {
-              std::memcpy(dst + 32 * b, reinterpret_cast<const block_q8_0*>(wrows + r * rs)[b].qs, 32);
-            }
+          if (r < nr) {
+            decode_row(W.type, wrows + r * rs, K, lv.data() + r * K, sc + r * nsb, mn + r * nsb);
+          } else {  // padding rows: zero levels and scales, results not stored
+            std::memset(lv.data() + r * K, 0, K);
+            std::fill(sc + r * nsb, sc + (r + 1) * nsb, 0.0f);
+            std::fill(mn + r * nsb, mn + (r + 1) * nsb, 0.0f);
           }
         }
-        abase = wq.data();
+        abase = lv.data();
         astride = K;
+        astep = pa.sb;
       }
-      // A advances by one block per step: 34 or 32 bytes
-      const int64_t astep = abase == wq.data() ? 32 : (int64_t)sizeof(block_q8_0);
       for (int64_t j = 0; j < pa.ntiles; j++) {
         __m512 acc[16];
         for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
-        const int8_t* bq = pa.q + j * nblk * 512;
-        const float* da = pa.d + j * nblk * 16;
-        int64_t b = 0;
-        for (; b + 2 <= nblk; b += 2) {
-          FC_AMX_BLOCK(0, 1, 2, abase + b * astep, astride, bq + b * 512, cbuf[0]);
-          FC_AMX_BLOCK(3, 4, 5, abase + (b + 1) * astep, astride, bq + (b + 1) * 512, cbuf[1]);
-          scale_block(cbuf[0], da + b * 16, dwg.data() + b, nblk, acc);
-          scale_block(cbuf[1], da + (b + 1) * 16, dwg.data() + b + 1, nblk, acc);
-        }
-        if (b < nblk) {
-          FC_AMX_BLOCK(0, 1, 2, abase + b * astep, astride, bq + b * 512, cbuf[0]);
-          scale_block(cbuf[0], da + b * 16, dwg.data() + b, nblk, acc);
-        }
+        if (with_min) tile_loop<true>(abase, astride, astep, pa, j, sc, mn, acc, cbuf);
+        else tile_loop<false>(abase, astride, astep, pa, j, sc, mn, acc, cbuf);
         const int64_t nv = std::min<int64_t>(16, n - 16 * j);
         for (int r = 0; r < nr; r++) {
           alignas(64) float out[16];
@@ -480,7 +595,7 @@ bool available() {
 
 namespace {
 
-enum class Isa { Scalar, Avx2, Avx512, Amx };  // Amx = Avx512 kernels plus AMX tiles for Q8_0/Q4_0 GEMM
+enum class Isa { Scalar, Avx2, Avx512, Amx };  // Amx = Avx512 kernels plus AMX tiles for quantized GEMM
 
 Isa cpu_isa() {
 #if FC_X86
@@ -559,11 +674,11 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
   const ActFormat af = act_format(W.type);
 
 #if FC_AMX
-  if (isa == Isa::Amx && n >= fc_amx::AMX_MIN_N && (W.type == GGML_Q8_0 || W.type == GGML_Q4_0)) {
+  if (isa == Isa::Amx && n >= fc_amx::AMX_MIN_N && fc_amx::supported(W.type)) {
     thread_local std::vector<uint8_t> packed;
-    const int64_t need = fc_amx::packed_bytes(n, K);
+    const int64_t need = fc_amx::packed_bytes(n, K, fc_amx::sub_block(W.type));
     if ((int64_t)packed.size() < need) packed.resize(need);
-    const fc_amx::PackedActs pa = fc_amx::pack_activations(x, n, K, packed.data(), pool);
+    const fc_amx::PackedActs pa = fc_amx::pack_activations(W.type, x, n, K, packed.data(), pool);
     fc_amx::matmul_amx(W, pa, n, y, pool);
     return;
   }
