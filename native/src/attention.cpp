@@ -262,10 +262,7 @@ FC_AVX512 void softmax_row(float* s, int c, float& m, float& l, float* acc, int 
     mk[j] = (__mmask16)((1u << left) - 1u);
     mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(ninf, mk[j], s + 16 * j));
   }
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, mx);
-  float tmax = lanes[0];
-  for (int i = 1; i < 16; i++) tmax = std::max(tmax, lanes[i]);
+  const float tmax = _mm512_reduce_max_ps(mx);
   if (tmax > m) {
     const float c_old = std::exp(m - tmax);
     if (l != 0.f) {
@@ -282,10 +279,7 @@ FC_AVX512 void softmax_row(float* s, int c, float& m, float& l, float* acc, int 
     _mm512_storeu_ps(s + 16 * j, e);
     sum = _mm512_add_ps(sum, e);
   }
-  _mm512_store_ps(lanes, sum);
-  float total = 0.f;
-  for (int i = 0; i < 16; i++) total += lanes[i];
-  l += total;
+  l += _mm512_reduce_add_ps(sum);
 }
 
 template <int RB>
@@ -304,6 +298,27 @@ FC_AVX512 void tile_rows(Scratch& w, int r, int hd, const float* vt, int T, int6
     softmax_row(sb + i * kTile, c, w.m[r + i], w.l[r + i], w.acc.data() + (size_t)(r + i) * hd, hd);
   }
   if (cmax > 0) pv_rows<RB>(sb, cmax, vt, hd, w.acc.data() + (size_t)r * hd);
+}
+
+// dst[c][r] = src[r][c] for an 8x8 block (rows src_stride / dst_stride floats apart): the usual
+// unpack / shuffle / 128-bit-lane permute sequence.
+FC_AVX512 inline void transpose8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    _mm256_storeu_ps(dst + i * dst_stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * dst_stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+  }
 }
 
 // Same contract as attend_rows; needs hd % 16 == 0.
@@ -325,10 +340,14 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
     // K tile transposed to [hd][64] (zero-padded past T): read once, used by all R rows.
     float* kt = w.kt.data();
     const float* kb = k + t0 * hd;
-    for (int t = 0; t < T; t++)
-      for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kb[(size_t)t * hd + x];
-    if (T < kTile)
+    if (T == kTile) {
+      for (int t = 0; t < kTile; t += 8)
+        for (int x = 0; x < hd; x += 8) transpose8x8(kb + (size_t)t * hd + x, hd, kt + (size_t)x * kTile + t, kTile);
+    } else {  // the last, partial tile
+      for (int t = 0; t < T; t++)
+        for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kb[(size_t)t * hd + x];
       for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
+    }
     const float* vt = v + t0 * hd;
     for (int r = r0; r < r0 + R; r += 4) {
       const int64_t* lim = limit ? limit + (r - r0) : nullptr;
