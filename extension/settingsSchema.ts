@@ -118,3 +118,33 @@ export function manifestProperties(): Record<string, unknown> {
   }
   return props;
 }
+
+/** Settings that name files the engine opens; also capabilities.untrustedWorkspaces.restrictedConfigurations. */
+export const PATH_SETTINGS: ReadonlyArray<keyof ForkcastSettings> = ['model', 'modelFolders'];
+
+/** What VS Code's WorkspaceConfiguration offers, reduced to what the trust rule needs. */
+export interface SettingsSource {
+  trusted: boolean;
+  get(key: keyof ForkcastSettings): unknown;
+  inspect(key: keyof ForkcastSettings): { globalValue?: unknown; workspaceValue?: unknown; workspaceFolderValue?: unknown; defaultValue?: unknown } | undefined;
+}
+
+/**
+ * Raw values by the trust rule: in an untrusted workspace (Restricted Mode) the model paths come only
+ * from the user's own settings (inspect().globalValue), so a cloned repository cannot make the engine
+ * open a file of its choosing. `ignored` lists the workspace values that were dropped.
+ */
+export function readRaw(src: SettingsSource): { raw: Partial<Record<keyof ForkcastSettings, unknown>>; ignored: Array<keyof ForkcastSettings> } {
+  const raw: Partial<Record<keyof ForkcastSettings, unknown>> = {};
+  const ignored: Array<keyof ForkcastSettings> = [];
+  for (const key of SETTING_KEYS) {
+    if (PATH_SETTINGS.includes(key) && !src.trusted) {
+      const i = src.inspect(key);
+      raw[key] = i?.globalValue ?? i?.defaultValue;
+      if (i?.workspaceValue !== undefined || i?.workspaceFolderValue !== undefined) ignored.push(key);
+    } else {
+      raw[key] = src.get(key);
+    }
+  }
+  return { raw, ignored };
+}

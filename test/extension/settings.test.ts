@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { manifestProperties, SETTINGS, validateSettings } from '../../extension/settingsSchema';
+import { manifestProperties, PATH_SETTINGS, readRaw, SETTINGS, validateSettings } from '../../extension/settingsSchema';
 
 describe('settings validation', () => {
   it('keeps sane values as they are, with no warning', () => {
@@ -56,9 +56,38 @@ describe('package.json manifest', () => {
   it('declares model paths restricted in untrusted workspaces', () => {
     const r = pkg.capabilities.untrustedWorkspaces;
     expect(r.supported).toBe('limited');
-    expect(r.restrictedConfigurations.sort()).toEqual(['forkcast.model', 'forkcast.modelFolders']);
+    expect(r.restrictedConfigurations.sort()).toEqual(PATH_SETTINGS.map((k) => `forkcast.${k}`).sort());
   });
   it('contributes the four commands', () => {
     expect(pkg.contributes.commands.map((c: { command: string }) => c.command).sort()).toEqual(['forkcast.generate', 'forkcast.selectModel', 'forkcast.showLog', 'forkcast.toggle']);
+  });
+});
+
+describe('untrusted workspaces (Restricted Mode)', () => {
+  /** A FAKE configuration source: user (global) and workspace layers as VS Code's inspect() reports them. */
+  const fakeConfig = (trusted: boolean) => {
+    const user: Record<string, unknown> = { model: '/home/me/models/mine.gguf', candidates: 8 };
+    const workspace: Record<string, unknown> = { model: '/repo/evil.gguf', modelFolders: ['/repo/models'], candidates: 2 };
+    return {
+      trusted,
+      get: (k: string) => workspace[k] ?? user[k],
+      inspect: (k: string) => ({ globalValue: user[k], workspaceValue: workspace[k], defaultValue: (SETTINGS as Record<string, { default: unknown }>)[k].default }),
+    };
+  };
+
+  it('ignores model paths from the workspace and keeps the user\'s', () => {
+    const { raw, ignored } = readRaw(fakeConfig(false));
+    expect(raw.model).toBe('/home/me/models/mine.gguf');
+    expect(raw.modelFolders).toEqual([]); // the default: the user set none
+    expect(ignored).toEqual(['model', 'modelFolders']);
+    // Sampling settings are harmless and still follow the workspace.
+    expect(raw.candidates).toBe(2);
+  });
+
+  it('uses workspace model paths in a trusted workspace', () => {
+    const { raw, ignored } = readRaw(fakeConfig(true));
+    expect(raw.model).toBe('/repo/evil.gguf');
+    expect(raw.modelFolders).toEqual(['/repo/models']);
+    expect(ignored).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@
 // @vscode/test-electron (npm run test:vscode). The workspace holds `.forkcast-e2e.json` naming the
 // models to use (written by the runner): { primary, secondary, bad } absolute paths.
 import * as assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { ForkcastApi } from '../../../extension/extension';
@@ -216,6 +216,25 @@ export function defineTests() {
       assert.equal(api.settings().debounceMs, 0);
       await cfg().update('candidates', 4, vscode.ConfigurationTarget.Global);
       await cfg().update('debounceMs', undefined, vscode.ConfigurationTarget.Global);
+    });
+
+    test('Restricted Mode: a workspace cannot point the engine at a file (forkcast.model from the workspace is ignored)', async function () {
+      if (vscode.workspace.isTrusted) return this.skip(); // the code-server runner opens the folder untrusted
+      // What a cloned repository would carry: .vscode/settings.json naming a file of its choosing.
+      const dir = join(vscode.workspace.workspaceFolders![0].uri.fsPath, '.vscode');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'settings.json'), JSON.stringify({ 'forkcast.model': conf.bad, 'forkcast.modelFolders': ['/'], 'forkcast.candidates': 3 }));
+      try {
+        // The harmless setting from the same file arrives: the file was read.
+        await until(() => api.settings().candidates === 3, 20_000, 'the workspace settings file to be read');
+        assert.equal(api.settings().model, conf.primary, 'the user setting wins');
+        assert.deepEqual(api.settings().modelFolders, [], 'workspace model folders ignored');
+        await new Promise((r) => setTimeout(r, 500));
+        assert.equal(api.engine.model?.path, conf.primary, 'the engine never loaded the workspace file');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        await until(() => api.settings().candidates === 4, 20_000, 'the workspace settings to go away');
+      }
     });
 
     test('Toggle Inline Completions turns ghost text off and on', async () => {
