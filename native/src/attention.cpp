@@ -33,7 +33,8 @@
 
 namespace {
 
-constexpr int kTile = 64;  // cached positions per tile: K+V tile = 2*64*hd*4 bytes (32 KiB at hd=64)
+constexpr int kTile = 64;
+constexpr int kRowBlock = 6;  // query rows per register block: 6 x 4 accumulators + 4 K/V vectors fit 32 zmm  // cached positions per tile: K+V tile = 2*64*hd*4 bytes (32 KiB at hd=64)
 
 // ---- vector primitives: AVX2+FMA when the CPU has them, plain loops otherwise ----------------
 
@@ -132,7 +133,7 @@ struct Scratch {
   std::vector<float> q, s, m, l, acc, kt;
   void reserve(int R, int hd) {
     if ((int64_t)q.size() < (int64_t)R * hd) { q.resize((size_t)R * hd); acc.resize((size_t)R * hd); }
-    if ((int64_t)s.size() < (int64_t)4 * kTile) s.resize((size_t)4 * kTile);
+    if ((int64_t)s.size() < (int64_t)kRowBlock * kTile) s.resize((size_t)kRowBlock * kTile);
     if ((int)m.size() < R) { m.resize(R); l.resize(R); }
     if ((int64_t)kt.size() < (int64_t)hd * kTile) kt.resize((size_t)hd * kTile);
   }
@@ -349,9 +350,11 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
       for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
     }
     const float* vt = v + t0 * hd;
-    for (int r = r0; r < r0 + R; r += 4) {
+    for (int r = r0; r < r0 + R; r += kRowBlock) {
       const int64_t* lim = limit ? limit + (r - r0) : nullptr;
-      switch (std::min(4, r0 + R - r)) {
+      switch (std::min(kRowBlock, r0 + R - r)) {
+        case 6: tile_rows<6>(w, r, hd, vt, T, t0, lim); break;
+        case 5: tile_rows<5>(w, r, hd, vt, T, t0, lim); break;
         case 4: tile_rows<4>(w, r, hd, vt, T, t0, lim); break;
         case 3: tile_rows<3>(w, r, hd, vt, T, t0, lim); break;
         case 2: tile_rows<2>(w, r, hd, vt, T, t0, lim); break;
