@@ -84,6 +84,7 @@ async function main() {
   mkdirSync(ws, { recursive: true });
   mkdirSync(join(ud, 'User'), { recursive: true });
   const models = e2eModels(scratch);
+  const usesBundled = models.primary.startsWith(join(ROOT, 'models') + '/');
   const otherFolder = join(scratch, 'more-models');
   mkdirSync(otherFolder);
   const second = join(otherFolder, `second-${basename(models.secondary)}`);
@@ -94,7 +95,8 @@ async function main() {
   writeFileSync(
     settingsFile,
     JSON.stringify({
-      'forkcast.model': models.primary,
+      // The bundled model when this build has one: then the .vsix's own models/ folder is what runs.
+      'forkcast.model': usesBundled ? '' : models.primary,
       'forkcast.modelFolders': [otherFolder],
       'forkcast.candidates': 4,
       'forkcast.maxTokens': 24,
@@ -147,6 +149,11 @@ async function main() {
         const t = await statusText(page);
         return t.includes('Forkcast:') && !/starting|loading|error|disabled/.test(t) ? t : undefined;
       }, 200);
+      if (usesBundled) {
+        const from = await until('the log to name the bundled model file', 10_000, async () => /model loaded: .* from (\S+)/.exec(forkcastLog(ud))?.[1], 200);
+        if (!from.startsWith(ext)) throw new Error(`the bundled model was loaded from ${from}, not from the installed extension`);
+        return `(status "${s}"; bundled model from the .vsix: ${from.slice(ext.length + 1)})`;
+      }
       return `(status "${s}")`;
     });
 
