@@ -78,16 +78,18 @@ function maxRelError(got: Float32Array, ref: Float64Array, hd: number): number {
   return worst;
 }
 
-// Shapes: head counts of MHA, GQA (4 query heads per KV head) and MQA; head dims that are not
-// multiples of the SIMD width as well as ones that are.
+// Shapes: head counts of MHA, GQA (4 or 5 query heads per KV head) and MQA; head dims that are not
+// multiples of the SIMD width as well as ones that are; together with the sample counts they give
+// every row-block remainder of the vector kernels.
 const SHAPES = [
   { name: 'MHA', n_head: 4, n_kv: 4, hd: 16 },
   { name: 'GQA', n_head: 8, n_kv: 2, hd: 36 },
+  { name: 'GQA5', n_head: 10, n_kv: 2, hd: 32 }, // 5 query heads per KV head: odd row blocks
   { name: 'MQA', n_head: 6, n_kv: 1, hd: 64 },
 ];
 const CONTEXTS = [1, 7, 1000];
 const DECODES = [0, 1, 5, 33];
-const SAMPLES = [1, 3, 16, 64];
+const SAMPLES = [1, 3, 8, 16, 64];
 
 describe('decode attention vs float64 reference over the concatenated KV', () => {
   console.log(`[attention] random seed ${SEED}`);
