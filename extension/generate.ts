@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { shapeCandidate, wantsMultiLine } from './completionShape';
 import { EngineClient, EngineError } from './engineClient';
 import { Log } from './log';
-import { cutWindows } from './promptWindows';
+import { cursorContext } from './inlineProvider';
 import { ForkcastSettings } from './settingsSchema';
 import type { Candidate, CompleteResult } from '../engine/protocol';
 
@@ -25,10 +25,9 @@ export async function generateCommand(
   const doc = editor.document;
   const pos = editor.selection.active;
   const version = doc.version;
-  const { prefix, suffix } = cutWindows(doc.getText(), doc.offsetAt(pos), settings.contextTokens);
-  const lines = Array.from({ length: doc.lineCount }, (_, i) => doc.lineAt(i).text);
+  const { prefix, suffix, lines, cursorLine } = cursorContext(doc, pos, settings.contextTokens);
   const tabSize = typeof editor.options.tabSize === 'number' ? editor.options.tabSize : 4;
-  const singleLine = !wantsMultiLine(lines, pos.line, pos.character, tabSize);
+  const singleLine = !wantsMultiLine(lines, cursorLine, pos.character, tabSize);
   const n = Math.max(2, settings.candidates);
   const t0 = performance.now();
   let result: CompleteResult;

@@ -8,7 +8,7 @@ import { CompletionCache } from './completionCache';
 import { shapeCandidate, wantsMultiLine } from './completionShape';
 import { EngineClient, EngineError } from './engineClient';
 import { Log } from './log';
-import { cutWindows } from './promptWindows';
+import { cutWindows, windowCaps } from './promptWindows';
 import { ForkcastSettings } from './settingsSchema';
 import type { CompleteResult } from '../engine/protocol';
 
@@ -53,8 +53,7 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     if (!s.enable) return skip('disabled (forkcast.enable)');
     if (ctx.selectedCompletionInfo) return skip('the suggest widget is open');
     const t0 = performance.now();
-    const text = doc.getText();
-    const { prefix, suffix } = cutWindows(text, doc.offsetAt(pos), s.contextTokens);
+    const { prefix, suffix, lines, cursorLine } = cursorContext(doc, pos, s.contextTokens);
     const lineSuffix = doc.lineAt(pos.line).text.slice(pos.character);
 
     const hit = this.cache.get(prefix, suffix);
@@ -76,13 +75,10 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     this.current = cts;
     const sub = token.onCancellationRequested(() => cts.cancel());
 
-    const first = Math.max(0, pos.line - RULE_LINES);
-    const lines: string[] = [];
-    for (let i = first; i < Math.min(doc.lineCount, pos.line + RULE_LINES); i++) lines.push(doc.lineAt(i).text);
     const editor = vscode.window.visibleTextEditors.find((e) => e.document === doc);
     const tabSize = typeof editor?.options.tabSize === 'number' ? editor.options.tabSize : 4;
     const insertSpaces = editor ? editor.options.insertSpaces !== false : true;
-    const singleLine = !wantsMultiLine(lines, pos.line - first, pos.character, tabSize);
+    const singleLine = !wantsMultiLine(lines, cursorLine, pos.character, tabSize);
 
     const tReq = performance.now();
     let result: CompleteResult;
@@ -132,6 +128,23 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     this.current?.cancel();
     this.completed.dispose();
   }
+}
+
+/**
+ * Prefix/suffix windows and the lines around the cursor, read from a range of lines rather than the
+ * whole document (a keystroke in a 10 MB file must not copy 10 MB).
+ */
+export function cursorContext(doc: vscode.TextDocument, pos: vscode.Position, contextTokens: number) {
+  const caps = windowCaps(contextTokens);
+  const first = Math.max(0, pos.line - Math.max(caps.prefixLines, RULE_LINES));
+  const last = Math.min(doc.lineCount - 1, pos.line + Math.max(caps.suffixLines, RULE_LINES));
+  const range = new vscode.Range(first, 0, last, doc.lineAt(last).text.length);
+  const text = doc.getText(range);
+  const offset = doc.offsetAt(pos) - doc.offsetAt(range.start);
+  const { prefix, suffix } = cutWindows(text, offset, contextTokens);
+  const lines: string[] = [];
+  for (let i = Math.max(first, pos.line - RULE_LINES); i <= Math.min(last, pos.line + RULE_LINES); i++) lines.push(doc.lineAt(i).text);
+  return { prefix, suffix, lines, cursorLine: pos.line - Math.max(first, pos.line - RULE_LINES) };
 }
 
 /** Resolves true if cancelled during the wait. */

@@ -2,21 +2,11 @@
 // folders and the bundled model, in one QuickPick; the choice is written to forkcast.model (user
 // settings), and the configuration listener in extension.ts reloads the engine.
 import * as vscode from 'vscode';
-import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
-import { FoundModel, listModels, ModelSource } from './modelSources';
+import { basename } from 'node:path';
+import { bundledModelPath, FoundModel, listModels, ModelSource } from './modelSources';
 import { Log } from './log';
 import { ForkcastSettings } from './settingsSchema';
-
-/** The model shipped in the extension's models/ folder, if this build has one. */
-export function bundledModelPath(extensionPath: string): string | undefined {
-  const dir = join(extensionPath, 'models');
-  if (!existsSync(dir)) return undefined;
-  const files = readdirSync(dir).filter((f) => f.endsWith('.gguf')).sort();
-  const pick = files.find((f) => /default/i.test(f)) ?? files[0];
-  return pick ? join(dir, pick) : undefined;
-}
 
 const SOURCE_LABEL: Record<ModelSource, string> = {
   bundled: 'Bundled with Forkcast',

@@ -5,7 +5,7 @@
 //    "application/vnd.ollama.image.model" names the GGUF blob by digest: blobs/sha256-<hex>;
 //  - LM Studio: ~/.lmstudio/models and the older ~/.cache/lm-studio/models (<publisher>/<repo>/*.gguf).
 // No 'vscode' import: vitest tests it against fake stores made in temp folders.
-import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join, relative, sep } from 'node:path';
 
 export type ModelSource = 'bundled' | 'folder' | 'ollama' | 'lmstudio';
@@ -153,4 +153,14 @@ export function listModels(s: ModelSearch, onProblem?: (msg: string) => void): F
     for (const p of findGGUFFiles(root, 3)) add({ name: relative(root, p), path: p, source: 'lmstudio', bytes: fileSize(p) });
   }
   return out;
+}
+
+/** The model shipped in the extension's models/ folder: forkcast-default*.gguf as the engine's own
+ *  lookup (engine/cli.ts) prefers, else the first GGUF there; undefined in a build without one. */
+export function bundledModelPath(extensionPath: string): string | undefined {
+  const dir = join(extensionPath, 'models');
+  if (!existsSync(dir)) return undefined;
+  const files = readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.gguf')).sort();
+  const pick = files.find((f) => f.startsWith('forkcast-default')) ?? files[0];
+  return pick ? join(dir, pick) : undefined;
 }

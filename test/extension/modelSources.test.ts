@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findGGUFFiles, listModels, ollamaName, parseOllamaManifest, readOllamaStore } from '../../extension/modelSources';
+import { bundledModelPath, findGGUFFiles, listModels, ollamaName, parseOllamaManifest, readOllamaStore } from '../../extension/modelSources';
 
 const root = mkdtempSync(join(tmpdir(), 'forkcast-fake-model-stores-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -119,5 +119,19 @@ describe('listing every source', () => {
     fakeGGUF(join(deep, 'm.gguf'));
     expect(findGGUFFiles(join(root, 'deep'), 2)).toEqual([]);
     expect(findGGUFFiles(join(root, 'deep'), 3)).toEqual([join(deep, 'm.gguf')]);
+  });
+});
+
+describe('the bundled model', () => {
+  it('is models/forkcast-default*.gguf of the extension, as the engine picks it', () => {
+    const ext = join(root, 'fake-extension');
+    expect(bundledModelPath(ext)).toBeUndefined();
+    mkdirSync(join(ext, 'models'), { recursive: true });
+    expect(bundledModelPath(ext)).toBeUndefined();
+    fakeGGUF(join(ext, 'models', 'aaa-other.gguf'));
+    expect(bundledModelPath(ext)).toBe(join(ext, 'models', 'aaa-other.gguf'));
+    fakeGGUF(join(ext, 'models', 'forkcast-default-q8_0.gguf'));
+    writeFileSync(join(ext, 'models', 'forkcast-default.ref.json'), '{}');
+    expect(bundledModelPath(ext)).toBe(join(ext, 'models', 'forkcast-default-q8_0.gguf'));
   });
 });
