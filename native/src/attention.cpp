@@ -17,7 +17,9 @@
 #include "attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -117,14 +119,42 @@ struct Kernels {
   void (*axpy)(float*, float, const float*, int);
   float (*expsub)(float*, int, float);
 };
-
-Kernels pick_kernels() {
+const Kernels kScalar{dot_scalar, axpy_scalar, expsub_scalar};
 #ifdef FC_X86
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {dot_avx2, axpy_avx2, expsub_avx2};
+const Kernels kAvx2{dot_avx2, axpy_avx2, expsub_avx2};
 #endif
-  return {dot_scalar, axpy_scalar, expsub_scalar};
+
+enum class Isa : int { Scalar, Avx2, Avx512 };
+
+Isa cpu_isa() {
+#ifdef FC_X86
+  if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+#endif
+  return Isa::Scalar;
 }
-const Kernels K = pick_kernels();
+const Isa kCpuIsa = cpu_isa();
+
+// The kernels' level for this call: the CPU's, capped by the same switches as the matmul kernels
+// (FORKCAST_NO_SIMD=1 -> scalar, FORKCAST_SIMD=avx2|scalar) so tests can check every path here.
+Isa active_isa() {
+  const char* off = std::getenv("FORKCAST_NO_SIMD");
+  if (off && off[0] && std::strcmp(off, "0") != 0) return Isa::Scalar;
+  Isa isa = kCpuIsa;
+  const char* cap = std::getenv("FORKCAST_SIMD");
+  if (cap && std::strcmp(cap, "scalar") == 0) isa = Isa::Scalar;
+  if (cap && std::strcmp(cap, "avx2") == 0 && isa == Isa::Avx512) isa = Isa::Avx2;
+  return isa;
+}
+// Set by each public entry point before its parallel loop; read by the workers.
+std::atomic<int> g_isa{(int)Isa::Scalar};
+inline Isa isa_now() { return (Isa)g_isa.load(std::memory_order_relaxed); }
+inline const Kernels& kern() {
+#ifdef FC_X86
+  if (isa_now() != Isa::Scalar) return kAvx2;
+#endif
+  return kScalar;
+}
 
 // ---- the one loop -------------------------------------------------------------------------
 
@@ -160,7 +190,7 @@ void attend_rows(Scratch& w, int r0, int R, int hd, const float* k, const float*
       const float* qr = w.q.data() + (size_t)r * hd;
       float* sr = w.s.data();  // one row of scores at a time keeps it in L1
       float tmax = -std::numeric_limits<float>::infinity();
-      for (int t = 0; t < c; t++) { sr[t] = K.dot(qr, kt + (size_t)t * hd, hd); tmax = std::max(tmax, sr[t]); }
+      for (int t = 0; t < c; t++) { sr[t] = kern().dot(qr, kt + (size_t)t * hd, hd); tmax = std::max(tmax, sr[t]); }
       float* ar = w.acc.data() + (size_t)r * hd;
       if (tmax > w.m[r]) {  // new maximum: rescale what this row has summed so far
         const float c_old = std::exp(w.m[r] - tmax);  // exp(-inf) = 0 on the first tile
@@ -168,8 +198,8 @@ void attend_rows(Scratch& w, int r0, int R, int hd, const float* k, const float*
         w.l[r] *= c_old;
         w.m[r] = tmax;
       }
-      w.l[r] += K.expsub(sr, c, w.m[r]);
-      for (int t = 0; t < c; t++) K.axpy(ar, sr[t], vt + (size_t)t * hd, hd);
+      w.l[r] += kern().expsub(sr, c, w.m[r]);
+      for (int t = 0; t < c; t++) kern().axpy(ar, sr[t], vt + (size_t)t * hd, hd);
     }
   }
 }
@@ -303,7 +333,7 @@ FC_AVX512 void tile_rows(Scratch& w, int r, int hd, const float* vt, int T, int6
 
 // dst[c][r] = src[r][c] for an 8x8 block (rows src_stride / dst_stride floats apart): the usual
 // unpack / shuffle / 128-bit-lane permute sequence.
-FC_AVX512 inline void transpose8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+__attribute__((target("avx2,fma"))) inline void transpose8x8(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
   __m256 r[8], t[8], u[8];
   for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * src_stride);
   for (int i = 0; i < 8; i += 2) {
@@ -363,13 +393,126 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
     }
   }
 }
-const bool kHave512 = __builtin_cpu_supports("avx512f");
+// ---- AVX2 + FMA tile kernels (CPUs without AVX-512): the same scheme in 8-wide vectors ------
+// 16 ymm registers: 2 query rows x 4 accumulators (32 keys or 32 dims) + 4 K/V vectors + 1 broadcast.
+#define FC_AVX2 __attribute__((target("avx2,fma")))
+
+template <int RB>
+FC_AVX2 void qk_block2(const float* q, int hd, const float* kt, float* s) {
+  for (int half = 0; half < kTile; half += 32) {
+    __m256 a[RB][4];
+    for (int r = 0; r < RB; r++)
+      for (int j = 0; j < 4; j++) a[r][j] = _mm256_setzero_ps();
+    for (int x = 0; x < hd; x++) {
+      const float* k = kt + (size_t)x * kTile + half;
+      const __m256 k0 = _mm256_loadu_ps(k), k1 = _mm256_loadu_ps(k + 8), k2 = _mm256_loadu_ps(k + 16),
+                   k3 = _mm256_loadu_ps(k + 24);
+      for (int r = 0; r < RB; r++) {
+        const __m256 b = _mm256_broadcast_ss(q + (size_t)r * hd + x);
+        a[r][0] = _mm256_fmadd_ps(b, k0, a[r][0]);
+        a[r][1] = _mm256_fmadd_ps(b, k1, a[r][1]);
+        a[r][2] = _mm256_fmadd_ps(b, k2, a[r][2]);
+        a[r][3] = _mm256_fmadd_ps(b, k3, a[r][3]);
+      }
+    }
+    for (int r = 0; r < RB; r++)
+      for (int j = 0; j < 4; j++) _mm256_storeu_ps(s + r * kTile + half + 8 * j, a[r][j]);
+  }
+}
+
+template <int RB>
+FC_AVX2 void pv_rows2(const float* p, int c, const float* v, int hd, float* acc) {
+  for (int d0 = 0; d0 < hd; d0 += 32) {
+    const int nd = std::min(4, (hd - d0) / 8);
+    __m256 a[RB][4];
+    for (int r = 0; r < RB; r++)
+      for (int j = 0; j < 4; j++) a[r][j] = j < nd ? _mm256_loadu_ps(acc + (size_t)r * hd + d0 + 8 * j) : _mm256_setzero_ps();
+    for (int t = 0; t < c; t++) {
+      const float* vt = v + (size_t)t * hd + d0;
+      __m256 vv[4];
+      for (int j = 0; j < 4; j++) vv[j] = j < nd ? _mm256_loadu_ps(vt + 8 * j) : _mm256_setzero_ps();
+      for (int r = 0; r < RB; r++) {
+        const __m256 b = _mm256_broadcast_ss(p + r * kTile + t);
+        for (int j = 0; j < 4; j++) a[r][j] = _mm256_fmadd_ps(b, vv[j], a[r][j]);
+      }
+    }
+    for (int r = 0; r < RB; r++)
+      for (int j = 0; j < nd; j++) _mm256_storeu_ps(acc + (size_t)r * hd + d0 + 8 * j, a[r][j]);
+  }
+}
+
+FC_AVX2 void softmax_row2(float* s, int c, float& m, float& l, float* acc, int hd) {
+  float tmax = s[0];
+  for (int t = 1; t < c; t++) tmax = std::max(tmax, s[t]);
+  if (tmax > m) {
+    const float c_old = std::exp(m - tmax);
+    if (l != 0.f)
+      for (int i = 0; i < hd; i++) acc[i] *= c_old;
+    l *= c_old;
+    m = tmax;
+  }
+  l += expsub_avx2(s, c, m);
+  for (int t = c; t < kTile; t++) s[t] = 0.f;
+}
+
+template <int RB>
+FC_AVX2 void tile_rows2(Scratch& w, int r, int hd, const float* vt, int T, int64_t t0, const int64_t* limit) {
+  float* sb = w.s.data();
+  qk_block2<RB>(w.q.data() + (size_t)r * hd, hd, w.kt.data(), sb);
+  int cmax = 0;
+  for (int i = 0; i < RB; i++) {
+    int c = T;
+    if (limit) c = (int)std::max<int64_t>(0, std::min<int64_t>(T, limit[i] - t0));
+    cmax = std::max(cmax, c);
+    if (c == 0) {
+      std::memset(sb + i * kTile, 0, sizeof(float) * kTile);
+      continue;
+    }
+    softmax_row2(sb + i * kTile, c, w.m[r + i], w.l[r + i], w.acc.data() + (size_t)(r + i) * hd, hd);
+  }
+  if (cmax > 0) pv_rows2<RB>(sb, cmax, vt, hd, w.acc.data() + (size_t)r * hd);
+}
+
+// Same contract as attend_rows; needs hd % 8 == 0.
+FC_AVX2 void attend_avx2(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos,
+                         const int64_t* limit) {
+  for (int64_t t0 = 0; t0 < npos; t0 += kTile) {
+    const int T = (int)std::min<int64_t>(kTile, npos - t0);
+    if (t0 + kTile < npos) {
+      const int Tn = (int)std::min<int64_t>(kTile, npos - t0 - kTile);
+      const char* kn = reinterpret_cast<const char*>(k + (t0 + kTile) * hd);
+      const char* vn = reinterpret_cast<const char*>(v + (t0 + kTile) * hd);
+      for (int64_t b = 0; b < (int64_t)Tn * hd * 4; b += 64) {
+        _mm_prefetch(kn + b, _MM_HINT_T1);
+        _mm_prefetch(vn + b, _MM_HINT_T1);
+      }
+    }
+    float* kt = w.kt.data();
+    const float* kb = k + t0 * hd;
+    if (T == kTile) {
+      for (int t = 0; t < kTile; t += 8)
+        for (int x = 0; x < hd; x += 8) transpose8x8(kb + (size_t)t * hd + x, hd, kt + (size_t)x * kTile + t, kTile);
+    } else {
+      for (int t = 0; t < T; t++)
+        for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kb[(size_t)t * hd + x];
+      for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
+    }
+    const float* vt = v + t0 * hd;
+    for (int r = r0; r < r0 + R; r += 2) {
+      const int64_t* lim = limit ? limit + (r - r0) : nullptr;
+      if (r0 + R - r >= 2) tile_rows2<2>(w, r, hd, vt, T, t0, lim);
+      else tile_rows2<1>(w, r, hd, vt, T, t0, lim);
+    }
+  }
+}
 #endif
 
 // Few rows (MHA replicated: one row per item) gain nothing from the transposed tile; many rows do.
 void attend(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos, const int64_t* limit) {
 #ifdef FC_X86
-  if (kHave512 && hd % 16 == 0 && R >= 4) return attend_avx512(w, r0, R, hd, k, v, npos, limit);
+  const Isa isa = isa_now();
+  if (isa == Isa::Avx512 && hd % 16 == 0 && R >= 4) return attend_avx512(w, r0, R, hd, k, v, npos, limit);
+  if (isa != Isa::Scalar && hd % 8 == 0 && R >= 2) return attend_avx2(w, r0, R, hd, k, v, npos, limit);
 #endif
   attend_rows(w, r0, R, hd, k, v, npos, limit);
 }
@@ -465,6 +608,7 @@ inline void gather_q(Scratch& w, const float* q, int i, int h, int g, int n_head
 void attention_bifurcated_slots(const AttnShape& s, const int* slot_of, const int* d_of, const float* q,
                                 const float* kc, const float* vc, const float* kd, const float* vd, float* out,
                                 ThreadPool& pool) {
+  g_isa.store((int)active_isa(), std::memory_order_relaxed);
   const int g = s.n_head / s.n_kv, hd = s.hd;
   // Samples per job: as many as possible (every one shares each context tile) while leaving about
   // two jobs per thread for balance.
@@ -505,6 +649,7 @@ void attention_bifurcated(const AttnShape& s, const float* q, const float* kc, c
 void attention_replicated_slots(const AttnShape& s, const int* slot_of, const int* d_of, int64_t rep_stride,
                                 int64_t rep_sample_stride, const float* q, const float* k, const float* v, float* out,
                                 ThreadPool& pool) {
+  g_isa.store((int)active_isa(), std::memory_order_relaxed);
   const int g = s.n_head / s.n_kv, hd = s.hd;
   run_jobs(
       pool, s.n * s.n_kv, hd, [&](int) { return g; },
@@ -527,6 +672,7 @@ void attention_replicated(const AttnShape& s, int64_t rep_stride, int64_t rep_sa
 
 void attention_prefill(int T, int p0, int n_head, int n_kv, int hd, int64_t stride, float scale, const float* q,
                        const float* k, const float* v, float* out, ThreadPool& pool) {
+  g_isa.store((int)active_isa(), std::memory_order_relaxed);
   const int g = n_head / n_kv;
   constexpr int kTokens = 16;  // query tokens per item: their g*16 rows share each K/V tile
   const int n_chunks = (T + kTokens - 1) / kTokens;

@@ -119,6 +119,34 @@ describe.skipIf(!HAVE_SHARED)('architectures vs Hugging Face float32 references'
   }
 });
 
+describe.skipIf(!HAVE_SHARED)('every kernel path gives the same model outputs', () => {
+  // The addon reads FORKCAST_SIMD / FORKCAST_NO_SIMD at each call (matmul and attention kernels alike).
+  const paths = [{ name: 'avx2', env: { FORKCAST_SIMD: 'avx2' } }, { name: 'scalar', env: { FORKCAST_NO_SIMD: '1' } }];
+  for (const p of paths)
+    test(`${p.name} kernels: last logits within 1e-4 and greedy ids exact for every fixture`, async () => {
+      Object.assign(process.env, p.env);
+      try {
+        for (const name of ARCH_FIXTURES) {
+          const ref: Ref = JSON.parse(readFileSync(fixture('arch', `${name}.ref.json`), 'utf8'));
+          const model = loadModel(fixture('arch', `${name}.gguf`), { threads: 2 });
+          const ctx = model.createContext({ ctx: 64, maxSamples: 1, maxDecode: 32, threads: 2 });
+          try {
+            const g = await greedy(ctx, ref.prompt_ids, 16, 'bifurcated');
+            const err = maxAbsDiff(g.logits[0], ref.last_prompt_logits);
+            console.log(`[arch] ${name} with ${p.name} kernels: last logits max abs err ${err.toExponential(2)}`);
+            expect(err).toBeLessThan(1e-4);
+            expect(g.ids).toEqual(ref.greedy_ids);
+          } finally {
+            ctx.dispose();
+            model.dispose();
+          }
+        }
+      } finally {
+        for (const k of Object.keys(p.env)) delete process.env[k];
+      }
+    });
+});
+
 describe.skipIf(!HAVE_SHARED)('real models from llama.cpp', () => {
   // ../shared/README.md: greedy ids from BOS by an independent float32 reference (BOS included).
   const TINYSTORIES = '1 147 201 282 215 286 598 1662 356 499 826 1363 1145 1652 615 242 1482 951 628 499 826 872 921 318 385 628 499 826 617 242 198 1047 425'

@@ -93,26 +93,46 @@ const SAMPLES = [1, 3, 8, 16, 64];
 
 describe('decode attention vs float64 reference over the concatenated KV', () => {
   console.log(`[attention] random seed ${SEED}`);
-  for (const mode of ['bifurcated', 'replicated'] as AttentionMode[]) {
-    test(`${mode}: MHA/GQA/MQA, context ${CONTEXTS.join('/')}, decode ${DECODES.join('/')}, n ${SAMPLES.join('/')}`, () => {
-      const worst: Record<string, number> = {};
-      let cases = 0;
-      for (const sh of SHAPES)
-        for (const P of CONTEXTS)
-          for (const D of DECODES)
-            for (const n of SAMPLES) {
-              if (n === 64 && P === 1000 && D === 33 && sh.name !== 'MQA') continue; // keep the sweep to seconds
-              const args = makeArgs(n, sh.n_head, sh.n_kv, sh.hd, P, D);
-              const got = addon.attention({ ...args, mode });
-              const e = maxRelError(got, reference(args), sh.hd);
-              worst[sh.name] = Math.max(worst[sh.name] ?? 0, e);
-              cases++;
-              if (!(e < 1e-5)) throw new Error(`${mode} ${sh.name} n=${n} P=${P} D=${D}: max relative error ${e}`);
-            }
-      console.log(`[attention] ${mode}: ${cases} cases, max relative error per shape`, worst);
-      for (const e of Object.values(worst)) expect(e).toBeLessThan(1e-5);
-    });
-  }
+  // Every kernel path this CPU has: the best one (auto), and capped to AVX2 and to scalar code through
+  // the same switches as the matmul kernels (read by the addon at each call). The capped runs use a
+  // smaller sweep; the row-block remainders are still all there.
+  const cpu = addon.cpuInfo();
+  const ISAS = [
+    { name: 'auto', env: { FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: undefined }, samples: SAMPLES },
+    ...(cpu.avx512 && cpu.avx2 ? [{ name: 'avx2', env: { FORKCAST_NO_SIMD: undefined, FORKCAST_SIMD: 'avx2' }, samples: [1, 3, 8] }] : []),
+    { name: 'scalar', env: { FORKCAST_NO_SIMD: '1', FORKCAST_SIMD: undefined }, samples: [1, 3] },
+  ];
+  const withEnv = <T>(env: Record<string, string | undefined>, fn: () => T): T => {
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    const set = (e: Record<string, string | undefined>) => {
+      for (const [k, v] of Object.entries(e)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    };
+    set(env);
+    try { return fn(); } finally { set(saved); }
+  };
+  for (const isa of ISAS)
+    for (const mode of ['bifurcated', 'replicated'] as AttentionMode[]) {
+      test(`${mode} (${isa.name} kernels): MHA/GQA/MQA, context ${CONTEXTS.join('/')}, decode ${DECODES.join('/')}, n ${isa.samples.join('/')}`, () => {
+        const worst: Record<string, number> = {};
+        let cases = 0;
+        withEnv(isa.env, () => {
+          for (const sh of SHAPES)
+            for (const P of CONTEXTS)
+              for (const D of DECODES)
+                for (const n of isa.samples) {
+                  if (n === 64 && P === 1000 && D === 33 && sh.name !== 'MQA') continue; // keep the sweep to seconds
+                  const args = makeArgs(n, sh.n_head, sh.n_kv, sh.hd, P, D);
+                  const got = addon.attention({ ...args, mode });
+                  const e = maxRelError(got, reference(args), sh.hd);
+                  worst[sh.name] = Math.max(worst[sh.name] ?? 0, e);
+                  cases++;
+                  if (!(e < 1e-5)) throw new Error(`${mode} ${isa.name} ${sh.name} n=${n} P=${P} D=${D}: max relative error ${e}`);
+                }
+        });
+        console.log(`[attention] ${mode}, ${isa.name} kernels: ${cases} cases, max relative error per shape`, worst);
+        for (const e of Object.values(worst)) expect(e).toBeLessThan(1e-5);
+      });
+    }
 
   test('few jobs, many threads: positions split across threads and merged (n 1-2, 8 threads)', () => {
     let worst = 0;
