@@ -4,7 +4,7 @@
 // memory read bandwidth measured in the same run.
 //
 // GEMV (n = 1) streams the weights once per call, so its ceiling is bandwidth: the "% of BW" column is
-// weight bytes per second over the measured read bandwidth. To measure that ceiling honestly the
+// weight bytes per second over the read bandwidth measured right before that row (shared machine). To measure that ceiling honestly the
 // weights rotate through enough copies (>= 256 MiB) that they come from memory, not cache, as in a
 // real decode step. n = 16 is a batch of candidates (one weight read for all 16); n = 128 a prompt tile.
 import { loadAddon } from '../engine/native';
@@ -91,6 +91,9 @@ export async function benchKernels(): Promise<void> {
             const sec = timeCalls((c) => addon.matmul(T[type], ws[c % ws.length], shape.K, shape.M, x, n, threads), nCopies, passes, f === 'scalar' ? 2 : 5);
             gflops[f] = flop / sec / 1e9;
           }
+          // this machine is shared: re-measure the bandwidth next to each GEMV row so the ratio
+          // compares like with like (the probe reads 256 MiB, best of 2)
+          const bwNow = n === 1 ? (await measureBandwidth(threads, 256, 2)).bytesPerSec : undefined;
           const best = gflops[families[0]]!;
           const wGBs = (wBytes * best) / flop;  // weight bytes per second at the best family's speed
           rows.push({
@@ -99,7 +102,8 @@ export async function benchKernels(): Promise<void> {
             'ms/call': (flop / best / 1e9) * 1e3,
             'best GFLOP/s': best,
             'weights GB/s': wGBs,
-            '% of BW': n === 1 ? (100 * wGBs * 1e9) / bw.bytesPerSec : undefined,
+            'BW now GB/s': bwNow !== undefined ? bwNow / 1e9 : undefined,
+            '% of BW': bwNow !== undefined ? (100 * wGBs * 1e9) / bwNow : undefined,
             ...(families.includes('avx512') ? { 'avx512 GFLOP/s': gflops.avx512 } : {}),
             ...(families.includes('avx2') ? { 'avx2 GFLOP/s': gflops.avx2 } : {}),
             'scalar GFLOP/s': gflops.scalar,
