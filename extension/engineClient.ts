@@ -39,7 +39,7 @@ export interface EngineClientOptions {
   log: (level: 'info' | 'warn' | 'error', msg: string) => void;
   onState?: (state: EngineState, detail?: string) => void;
   /** Called when the engine died unexpectedly; `first` is true only the first time (tell the user once). */
-  onCrash?: (info: { code: number | null; signal: string | null; first: boolean; restartInMs: number }) => void;
+  onCrash?: (info: { code: number | null; signal: string | null; reason: string; first: boolean; restartInMs: number }) => void;
   onProgress?: (p: ProgressParams) => void;
   onModel?: (info: ModelInfo) => void;
 }
@@ -96,7 +96,8 @@ export class EngineClient {
   }
 
   private async loadWanted(): Promise<ModelInfo> {
-    const conn = this.conn!;
+    const conn = this.conn;
+    if (!conn) throw new EngineError('The Forkcast engine is not running.', 'dead');
     const path = this.wantedModel;
     const prev = this.loading;
     if (prev) await prev.catch(() => undefined); // one load at a time, in order
@@ -199,6 +200,13 @@ export class EngineClient {
       windowsHide: true,
     });
     this.proc = child;
+    this.conn = undefined;
+    if (child.pid === undefined) {
+      // Spawn failed outright (runtime missing, no permission): no stdio to talk over, and Node
+      // reports it through 'error' without an 'exit'.
+      child.on('error', (err) => this.onExit(child, undefined, null, null, `could not start ${runtime}: ${err.message}`));
+      return;
+    }
     const conn = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
     this.conn = conn;
     conn.onNotification(logNotification, (p) => this.opts.log(p.level, `engine: ${p.message}`));
@@ -209,7 +217,9 @@ export class EngineClient {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => {
       stderrTail = (stderrTail + d).slice(-2000);
-      for (const line of d.split('\n')) if (line.trim()) this.opts.log('warn', `engine stderr: ${line}`);
+      // The engine's own log lines also arrive as forkcast/log notifications: only log the rest
+      // (a crash trace, a runtime warning) here; the tail goes into the exit message too.
+      for (const line of d.split('\n')) if (line.trim() && !line.startsWith('[forkcast-engine]')) this.opts.log('warn', `engine stderr: ${line}`);
     });
     child.stdin!.on('error', () => undefined); // EPIPE when it dies mid-write: the exit handler reports
     child.on('error', (err) => this.opts.log('error', `engine process: ${err.message}`));
@@ -224,8 +234,8 @@ export class EngineClient {
       .catch((e) => this.opts.log('error', `engine initialize failed: ${describe(e)}`));
   }
 
-  private onExit(child: ChildProcess, conn: MessageConnection, code: number | null, signal: string | null, stderrTail: string) {
-    conn.dispose(); // rejects every pending request at once: nothing waits for a dead process
+  private onExit(child: ChildProcess, conn: MessageConnection | undefined, code: number | null, signal: string | null, stderrTail: string) {
+    conn?.dispose(); // rejects every pending request at once: nothing waits for a dead process
     if (child !== this.proc) return;
     this.proc = undefined;
     this.conn = undefined;
@@ -236,7 +246,8 @@ export class EngineClient {
     this.crashes++;
     this.opts.log('error', `engine exited (code ${code}, signal ${signal}) after ${upMs} ms; restarting in ${delay} ms${stderrTail ? `; last stderr: ${stderrTail.trim().slice(-300)}` : ''}`);
     this.setState('error', `engine exited (code ${code}, signal ${signal})`);
-    this.opts.onCrash?.({ code, signal, first: !this.toldUser, restartInMs: delay });
+    const reason = signal ?? (code !== null ? `exit code ${code}` : stderrTail.trim().split('\n').pop() ?? 'unknown reason');
+    this.opts.onCrash?.({ code, signal, reason, first: !this.toldUser, restartInMs: delay });
     this.toldUser = true;
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;

@@ -48,11 +48,11 @@ export function activate(context: vscode.ExtensionContext): ForkcastApi {
       loaded.fire(info);
     },
     onProgress: (p) => progressSink?.(p.message, p.fraction),
-    onCrash: ({ code, signal, first, restartInMs }) => {
+    onCrash: ({ reason, first, restartInMs }) => {
       provider.clearCache();
       if (!first) return; // told once per session; the log has every later one
       void vscode.window
-        .showWarningMessage(`Forkcast: the completion engine stopped (${signal ?? `exit code ${code}`}); restarting it in ${(restartInMs / 1000).toFixed(1)} s. Your text is safe.`, 'Show Log')
+        .showWarningMessage(`Forkcast: the completion engine stopped (${reason}); restarting it in ${(restartInMs / 1000).toFixed(1)} s. Your text is safe.`, 'Show Log')
         .then((a) => a && log.channel.show(true));
     },
   });

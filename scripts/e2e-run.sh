@@ -23,8 +23,10 @@ if [ $run_host = 1 ]; then
 fi
 if [ $run_ui = 1 ]; then
   echo "== UI end-to-end (.vsix in code-server, driven by Chromium) =="
-  npx vsce package --no-dependencies --allow-missing-repository --skip-license -o .e2e/forkcast-e2e.vsix >/dev/null || rc=1
-  timeout 900 node out/test/ui.js .e2e/forkcast-e2e.vsix || rc=1
+  vsix="${E2E_DIR:-.e2e}/forkcast-e2e.vsix"
+  mkdir -p "$(dirname "$vsix")"
+  npx vsce package --no-dependencies --allow-missing-repository --skip-license -o "$vsix" >/dev/null || rc=1
+  timeout 900 node out/test/ui.js "$vsix" || rc=1
 fi
 echo "e2e: done in $(( $(date +%s) - t0 )) s, exit $rc"
 exit $rc

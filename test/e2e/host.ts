@@ -41,7 +41,7 @@ async function main() {
     const done = new Promise<number>((resolve) => void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code)));
     page.on('console', (msg) => {
       const t = msg.text();
-      const m = /\[(suite|pass|FAIL|done)\][\s\S]*|cancel →[\s\S]*/.exec(t);
+      const m = /\[(suite|pass|FAIL|done)\][\s\S]*|(cancel →|KV reuse:)[\s\S]*/.exec(t);
       if (m) console.log(`  ${m[0]}`);
     });
     const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(remote(ws))}&payload=${encodeURIComponent(JSON.stringify(payload))}`;

@@ -90,7 +90,7 @@ describe.skipIf(!ready)('engine client with the real engine process', () => {
     await expect(p).rejects.toMatchObject({ code: 'dead' });
     const failMs = Date.now() - t0;
     expect(failMs).toBeLessThan(3000);
-    expect(crashes).toEqual([{ code: null, signal: 'SIGKILL', first: true, restartInMs: 250 }]);
+    expect(crashes).toEqual([{ code: null, signal: 'SIGKILL', reason: 'SIGKILL', first: true, restartInMs: 250 }]);
     // A request made while it restarts waits for it instead of failing.
     const r = await client.complete({ prefix: 'Once upon a time', n: 2, maxTokens: 6 });
     expect(r.candidates.length).toBeGreaterThan(0);
@@ -113,5 +113,23 @@ describe.skipIf(!ready)('engine client with the real engine process', () => {
     await client.dispose();
     await until(() => !alive(pid), 3000, 'engine exit');
     await expect(client.complete({ prefix: 'x' })).rejects.toMatchObject({ code: 'dead' });
+  });
+});
+
+describe('engine client when the engine cannot start', () => {
+  it('reports the crash once, keeps retrying with backoff, and fails requests with a timeout instead of hanging', async () => {
+    const crashes: Array<{ first: boolean; restartInMs: number }> = [];
+    const logs: string[] = [];
+    // A runtime that does not exist: what a broken install looks like from the extension.
+    const client = new EngineClient({ cliPath: CLI, runtime: '/nonexistent/forkcast-runtime', log: (l, m) => logs.push(`${l} ${m}`), onCrash: (c) => crashes.push(c) });
+    const started = client.start(undefined).then(() => 'loaded', (e: EngineError) => e.code);
+    expect(await started).toBe('dead');
+    await until(() => crashes.length >= 2, 3000, 'a retry');
+    expect(crashes.map((c) => c.first)).toEqual([true, false]);
+    expect(crashes[1].restartInMs).toBeGreaterThan(crashes[0].restartInMs);
+    await expect(client.complete({ prefix: 'x' }, undefined, 300)).rejects.toMatchObject({ code: 'timeout' });
+    expect(logs.join('\n')).toMatch(/ENOENT/);
+    expect(crashes[0]).toMatchObject({ reason: expect.stringMatching(/could not start \/nonexistent\/forkcast-runtime: .*ENOENT/) });
+    await client.dispose();
   });
 });

@@ -133,6 +133,21 @@ export function defineTests() {
       assert.equal(hit.items[0], first.slice(1));
     });
 
+    test('typing on: the next request reuses the previous prompt KV in the engine', async () => {
+      const base = 'def mean(values):\n    total = sum(values)\n    return total / len(values)\n\n\nresult = mean([1, 2])\n'
+      api.provider.clearCache();
+      const a = await triggerAt(base, 'engine');
+      api.provider.clearCache(); // force a request, not the typing-through cache
+      const b = await triggerAt(base + 'print(res', 'engine');
+      const ta = a.result!.timings;
+      const tb = b.result!.timings;
+      console.log(`KV reuse: first prompt ${ta.prompt_tokens} tokens; next ${tb.prompt_tokens} tokens, ${tb.reused_tokens} reused, prefill ${ta.prefill_ms.toFixed(1)} → ${tb.prefill_ms.toFixed(1)} ms`);
+      assert.ok(tb.prompt_tokens > ta.prompt_tokens);
+      // Everything up to the cursor comes from the KV; only the fill-in-the-middle tail after the
+      // prefix (at most <fim_suffix>, <fim_middle> and a boundary token) is evaluated again.
+      assert.ok(tb.reused_tokens >= ta.prompt_tokens - 3, `reused ${tb.reused_tokens} of ${ta.prompt_tokens}`);
+    });
+
     test('Forkcast: Generate lists candidates with score and agreement, and inserts the pick', async () => {
       const before = 'def square(v):\n    return v * v\n\nz = '
       await editor.edit((b) => b.replace(new vscode.Range(0, 0, editor.document.lineCount, 0), before));
