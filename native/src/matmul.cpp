@@ -25,7 +25,9 @@
 
 #include "quants.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// The SIMD passes use `#pragma GCC target` regions, which clang does not honour: clang and MSVC
+// builds (and non-x86 CPUs) get the portable scalar kernels.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define FC_X86 1
 #include <cpuid.h>
 #include <immintrin.h>

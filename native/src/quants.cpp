@@ -13,6 +13,11 @@
 
 // IEEE 754 binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits.
 float fp16_to_fp32(uint16_t h) {
+#if defined(__aarch64__)
+  __fp16 v;  // AArch64 converts in hardware (the portable kernels' F16 path on ARM Macs)
+  std::memcpy(&v, &h, 2);
+  return (float)v;
+#endif
   const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
   const uint32_t exp = (h >> 10) & 0x1f;
   uint32_t man = h & 0x3ff;
