@@ -120,6 +120,7 @@ const MAX_NAME_BYTES = 64;
 const MAX_DIMS = 4;
 const MAX_ARRAY_DEPTH = 8;
 const TWO32 = 4294967296;
+const MAX_VIEW = TWO32; // largest Uint8Array Node 20's V8 creates
 
 /** Sequential little-endian reader whose every read is bounds-checked; `what` names the field for errors. */
 class Reader {
@@ -273,8 +274,14 @@ function readValue(r: Reader, type: number, key: string): GGUFValue {
 
 const alignUp = (x: number, a: number) => Math.ceil(x / a) * a;
 
-/** Parses the header, metadata and tensor infos of a GGUF file held in `buf` (tensor data is not copied). */
-export function parseGGUF(buf: Uint8Array): GGUFFile {
+/**
+ * Parses the header, metadata and tensor infos of a GGUF file held in `buf` (tensor data is not copied).
+ * `fileSize` is the whole file's size when `buf` holds only its start (JavaScript typed arrays stop at
+ * 4 GiB, files of 7B models do not): the header must lie in `buf`, tensor ranges are checked against
+ * `fileSize`, and the native side reads tensor data from the full mapping.
+ */
+export function parseGGUF(buf: Uint8Array, fileSize = buf.byteLength): GGUFFile {
+  if (!(fileSize >= buf.byteLength)) throw new GGUFError(`file size ${fileSize} is smaller than the ${buf.byteLength} bytes given`);
   const r = new Reader(buf);
   r.need(4, 'GGUF magic');
   if (buf[0] !== 0x47 || buf[1] !== 0x47 || buf[2] !== 0x55 || buf[3] !== 0x46) {
@@ -349,7 +356,6 @@ export function parseGGUF(buf: Uint8Array): GGUFFile {
   }
 
   const dataOffset = alignUp(r.pos, alignment);
-  const fileSize = buf.byteLength;
   for (const t of infos) {
     t.offset = dataOffset + t.rel;
     if (t.offset + t.size > fileSize) {
@@ -414,7 +420,12 @@ function makeFile(bytes: Uint8Array, version: number, alignment: number, dataOff
       return v.value.items as string[];
     },
     tensor: (name) => byName.get(name),
-    tensorData: (t) => bytes.subarray(t.offset, t.offset + t.size),
+    tensorData: (t) => {
+      if (t.offset + t.size > bytes.byteLength) {
+        throw new GGUFError(`tensor "${t.name}" lies beyond the first ${bytes.byteLength} bytes viewable from JavaScript; only the native engine reads it`);
+      }
+      return bytes.subarray(t.offset, t.offset + t.size);
+    },
   };
 }
 
@@ -443,7 +454,9 @@ export function openGGUF(path: string): { file: GGUFFile; buffer: ArrayBuffer } 
     throw new GGUFError(`cannot open model file ${path}: ${(e as Error).message}`);
   }
   try {
-    return { file: parseGGUF(new Uint8Array(buffer)), buffer };
+    // Typed arrays reach at most 2^32 elements in Node 20: view the start, check against the full size.
+    const view = new Uint8Array(buffer, 0, Math.min(buffer.byteLength, MAX_VIEW));
+    return { file: parseGGUF(view, buffer.byteLength), buffer };
   } catch (e) {
     if (e instanceof GGUFError) e.message = `${path}: ${e.message}`;
     throw e;

@@ -163,3 +163,24 @@ describe('GGUF reader value types and errors (files built here, byte by byte)', 
     expect(v.value).toBe(Math.fround(0.1));
   });
 });
+
+describe('files larger than 4 GiB (7B models)', () => {
+  // Node 20's typed arrays stop at 2^32 elements, so openGGUF parses a view of the file's start and
+  // checks tensor ranges against the mapping's real size (the native side reads the data).
+  it('checks tensors past 2^32 against the real file size, from a view of the header only', () => {
+    const bigDims = [256, 4_400_000]; // 4.5e9 bytes of F32
+    const head = buildGGUF({
+      tensors: [{ name: 'small', dims: [64], type: GGMLType.F32, offset: 0 }, { name: 'big', dims: bigDims, type: GGMLType.F32, offset: 256 }],
+      dataLen: 256,
+    });
+    const full = head.length + 4 * bigDims[0] * bigDims[1];
+    const file = parseGGUF(head, full);
+    const big = file.tensor('big')!;
+    expect(big.offset + big.size).toBe(full);
+    expect(big.offset + big.size).toBeGreaterThan(2 ** 32);
+    expect(file.tensorData(file.tensor('small')!)).toHaveLength(256);
+    expect(() => file.tensorData(big)).toThrow(/tensor "big" lies beyond the first \d+ bytes viewable/);
+    expect(() => parseGGUF(head, full - 1)).toThrow(/tensor "big": data \[\d+, \d+\) lies outside the file \(\d+ bytes/);
+    expect(() => parseGGUF(head, head.length - 1)).toThrow(GGUFError);
+  });
+});
