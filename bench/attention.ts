@@ -6,7 +6,7 @@
 // replicated, plus the decode KVs) + queries and outputs. The bound is bytes / read bandwidth, the
 // bandwidth measured in this same run by the addon (all threads reading a large array); "% of bound"
 // = bound time / measured time. Times are the best of several calls of the kernel alone (inputs are
-// prepared outside the timing), each with cold caches (a 256 MiB read in between, untimed), as in a
+// prepared outside the timing), each with cold caches (a 1 GiB read in between, untimed), as in a
 // real decode step where the other layers' weights and KV pass through the caches between two
 // visits to this layer's KV.
 import { loadAddon, type AttentionMode, type AttentionTestArgs } from '../engine/native';
@@ -44,7 +44,10 @@ export async function benchAttention(): Promise<void> {
   const addon = loadAddon();
   const threads = addon.cpuInfo().physicalCores;
   const bw = addon.readBandwidth(512 * 2 ** 20, threads, 5);
-  console.log(`Memory read bandwidth (this run, ${threads} threads, 512 MiB array, best of 5): ${(bw / 1e9).toFixed(2)} GB/s`);
+  const cpu = addon.cpuInfo();
+  const capped = process.env.FORKCAST_NO_SIMD && process.env.FORKCAST_NO_SIMD !== '0' ? 'scalar' : process.env.FORKCAST_SIMD;
+  const kernels = capped ?? (cpu.avx512 ? 'avx512' : cpu.avx2 ? 'avx2' : 'scalar');
+  console.log(`Memory read bandwidth (this run, ${threads} threads, 512 MiB array, best of 5): ${(bw / 1e9).toFixed(2)} GB/s; attention kernels: ${kernels}`);
   console.log(`One layer's decode attention per step; each sample has ${DECODE} decode positions; best of several cold-cache calls.\n`);
   const summary: Row[] = [];
   for (const sh of ATTENTION_SHAPES) {
@@ -62,7 +65,7 @@ export async function benchAttention(): Promise<void> {
           const b = attentionBytes(mode, sh, n, P, DECODE);
           if (mode === 'replicated' && b > REPLICATED_LIMIT) continue;
           const est = b / bw; // rough seconds per call: pick iterations for ~0.3 s per configuration
-          const iters = Math.max(3, Math.min(10, Math.round(0.3 / Math.max(est, 1e-5))));
+          const iters = Math.max(3, Math.min(6, Math.round(0.3 / Math.max(est, 1e-5))));
           res[mode] = { sec: addon.attentionBench({ ...args, mode }, iters, true), bytes: b };
         }
         const cell = (m: AttentionMode) => res[m];

@@ -707,7 +707,7 @@ Napi::Value AttentionBench(const Napi::CallbackInfo& info) {
   std::vector<float> out((size_t)c.s.n * c.s.n_head * c.s.hd);
   ThreadPool& pool = hook_pool(env, c.threads);
   static std::vector<float> evict;
-  if (cold && evict.empty()) evict.assign((size_t)64 << 20, 1.f);  // 256 MiB
+  if (cold && evict.empty()) evict.assign((size_t)256 << 20, 1.f);  // 1 GiB: more than any L3 here (480 MiB)
   volatile float sink = 0;
   attn_run(c, out.data(), pool);
   double best = 1e30;
