@@ -24,7 +24,8 @@
 // Args (after `--`): --quick (one model, one rep), --models=a,b (see bench/models.ts; substrings match),
 // --reps=N (pp/tg, default 2), --par-reps=N (n16, default 1),
 // --file=PATH (any GGUF instead), --rows=pp,tg,n16, --threads=N (default 2),
-// --fa=auto|on|off (llama.cpp flash attention).
+// --fa=auto|on|off (llama.cpp flash attention), --harness-all (harness pp/tg for every model, not
+// just the first).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -48,6 +49,7 @@ interface PeersArgs {
   rows: Set<string>;
   reps: number;
   parReps: number;
+  harnessAll: boolean;
   threads: number;
   fa: 'auto' | 'on' | 'off';
 }
@@ -68,6 +70,7 @@ function parseArgs(argv: string[]): PeersArgs {
     rows: new Set((get('rows') ?? 'pp,tg,n16').split(',')),
     reps,
     parReps,
+    harnessAll: argv.includes('--harness-all'),
     threads,
     fa,
   };
@@ -267,7 +270,7 @@ async function tryOr<T>(what: string, errors: string[], fn: () => Promise<T> | T
   }
 }
 
-async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness | undefined, rows: Row[], errors: string[]) {
+async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness | undefined, harnessPpTg: boolean, rows: Row[], errors: string[]) {
   const nVocab = m.vocab;
   const tokens = benchTokens(nVocab, PAR_PROMPT + TG_TOKENS + 8);
   const tokFile = join(repoRoot(), '.cache', 'bench-bin', `tokens-${nVocab}.txt`);
@@ -286,7 +289,7 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
         if (fc) { const v = await tryOr(`${m.name} Forkcast ${row}`, errors, () => fc[row](tokens)); if (v !== undefined) fcMs.push(v); }
         if (nl) { const v = await tryOr(`${m.name} node-llama-cpp ${row}`, errors, () => nl[row](tokens)); if (v !== undefined) nlMs.push(v); }
       }
-      if (h) {
+      if (h && harnessPpTg) {
         const out = await tryOr(`${m.name} harness ${row}`, errors, () =>
           runHarness<HarnessPp>(h, m.path, tokFile, { ...harnessArgs, mode: row, reps: a.reps, 'n-prompt': PP_TOKENS, 'n-gen': TG_TOKENS }));
         if (out) hMs.push(...out.map((o) => o.ms));
@@ -370,7 +373,8 @@ export async function benchPeers(): Promise<void> {
     const t0 = performance.now();
     const l0 = load();
     const mine: Row[] = [];
-    await benchModel(m, a, bw, harness, mine, errors);
+    // The harness's pp/tg rows only check it against node-llama-cpp: once is enough unless asked.
+    await benchModel(m, a, bw, harness, a.harnessAll || m === models[0], mine, errors);
     rows.push(...mine);
     printTable(mine); // as it goes: a long run that is stopped still leaves its figures
     console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(0)} s; load average before ${l0}, after ${load()}`);
