@@ -185,7 +185,11 @@ void Session::check_decode(const int32_t* slots, const int32_t* tokens, int m) c
 void Session::eval_prompt(const int32_t* tokens, int n, int keep, float* logits, const std::atomic<bool>& abort) {
   check_prompt(tokens, n, keep);
   P_ = keep;
-  n_samples_ = 0;  // decode caches belonged to the old prompt
+  n_samples_ = 0;  // the samples' caches belonged to the old prompt: give their memory back now
+  dec_k_.release();
+  dec_v_.release();
+  rep_k_.release();
+  rep_v_.release();
   for (int done = 0; done < n;) {
     const int m = std::min(batch_, n - done);
     for (int i = 0; i < m; i++) pos_[i] = P_ + i;
