@@ -5,7 +5,7 @@
 #   2. the UI test (test/e2e/ui.ts): the packaged .vsix installed into code-server, driven by Chromium.
 # Needs the native addon built (npm run build:native). Exit code: non-zero if either suite failed.
 # Env: E2E_DIR (install dir, default .e2e), FORKCAST_E2E_MODEL / FORKCAST_E2E_MODEL2 (models),
-#      E2E_ONLY=host|ui (run one suite).
+#      E2E_ONLY=host|ui (run one suite), FORKCAST_UPDATE_SCREENSHOT=1 (refresh media/ghost-text.png).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -25,8 +25,11 @@ if [ $run_ui = 1 ]; then
   echo "== UI end-to-end (.vsix in code-server, driven by Chromium) =="
   vsix="${E2E_DIR:-.e2e}/forkcast-e2e.vsix"
   mkdir -p "$(dirname "$vsix")"
-  npx vsce package --no-dependencies --allow-missing-repository --skip-license -o "$vsix" >/dev/null || rc=1
-  timeout 900 node out/test/ui.js "$vsix" || rc=1
+  if npx vsce package --no-dependencies --allow-missing-repository --skip-license -o "$vsix" >"$vsix.log" 2>&1; then
+    timeout 900 node out/test/ui.js "$vsix" || rc=1
+  else
+    echo "e2e: vsce package failed:"; tail -20 "$vsix.log"; rc=1
+  fi
 fi
 echo "e2e: done in $(( $(date +%s) - t0 )) s, exit $rc"
 exit $rc
