@@ -298,15 +298,16 @@ struct TileConfig {
   uint8_t rows[16];
 };
 
-// Tiles 0-2 and 3-5: C, A, B for even and odd sub-blocks (two sets let consecutive ones overlap).
+// Tiles 0-3: C for four consecutive sub-blocks; 4/5 and 6/7: A and B, alternating. Four products
+// are issued before the first is scaled, so the tile unit works while AVX-512 scales.
 void configure(int sb) {
   alignas(64) TileConfig cfg;
   std::memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
-  for (int t = 0; t < 6; t += 3) {
-    cfg.rows[t] = 16, cfg.colsb[t] = 64;                    // C: 16 weight rows x 16 int32
-    cfg.rows[t + 1] = 16, cfg.colsb[t + 1] = (uint16_t)sb;  // A: 16 weight rows x SB bytes
-    cfg.rows[t + 2] = (uint8_t)(sb / 4), cfg.colsb[t + 2] = 64;  // B: SB/4 x (16 activation rows x 4 bytes)
+  for (int t = 0; t < 4; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // C: 16 weight rows x 16 int32
+  for (int t = 4; t < 8; t += 2) {
+    cfg.rows[t] = 16, cfg.colsb[t] = (uint16_t)sb;                // A: 16 weight rows x SB bytes
+    cfg.rows[t + 1] = (uint8_t)(sb / 4), cfg.colsb[t + 1] = 64;   // B: SB/4 x (16 activation rows x 4 bytes)
   }
   // GCC's _tile_loadconfig tells the compiler it reads only a pointer's worth of bytes, so without
   // this barrier the stores to rows/colsb above are dropped as dead (seen at -O3: #UD on tilezero).
@@ -498,14 +499,16 @@ void tile_loop(const int8_t* abase, int64_t astride, int64_t astep, const Packed
   const float* da = pa.d + j * nsb * 16;
   const float* ms = pa.ms + j * nsb * 16;
   int64_t s = 0;
-  for (; s + 2 <= nsb; s += 2) {
-    FC_AMX_BLOCK(0, 1, 2, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
-    FC_AMX_BLOCK(3, 4, 5, abase + (s + 1) * astep, astride, bq + (s + 1) * bstep, cbuf[1]);
-    scale_block<MIN>(cbuf[0], da + s * 16, ms + s * 16, sc + s, mn + s, nsb, acc);
-    scale_block<MIN>(cbuf[1], da + (s + 1) * 16, ms + (s + 1) * 16, sc + s + 1, mn + s + 1, nsb, acc);
+  for (; s + 4 <= nsb; s += 4) {
+    FC_AMX_BLOCK(0, 4, 5, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
+    FC_AMX_BLOCK(1, 6, 7, abase + (s + 1) * astep, astride, bq + (s + 1) * bstep, cbuf[1]);
+    FC_AMX_BLOCK(2, 4, 5, abase + (s + 2) * astep, astride, bq + (s + 2) * bstep, cbuf[2]);
+    FC_AMX_BLOCK(3, 6, 7, abase + (s + 3) * astep, astride, bq + (s + 3) * bstep, cbuf[3]);
+    for (int k = 0; k < 4; k++)
+      scale_block<MIN>(cbuf[k], da + (s + k) * 16, ms + (s + k) * 16, sc + s + k, mn + s + k, nsb, acc);
   }
-  if (s < nsb) {
-    FC_AMX_BLOCK(0, 1, 2, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
+  for (; s < nsb; s++) {
+    FC_AMX_BLOCK(0, 4, 5, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
     scale_block<MIN>(cbuf[0], da + s * 16, ms + s * 16, sc + s, mn + s, nsb, acc);
   }
 }
@@ -519,7 +522,7 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
   std::atomic<int64_t> next{0};
   pool.run([&](int, int) {
     configure(pa.sb);
-    alignas(64) int32_t cbuf[2][256];
+    alignas(64) int32_t cbuf[4][256];
     thread_local std::vector<int8_t> lv;  // decoded levels of the group's 16 rows, stride K
     thread_local std::vector<float> scm;  // scales [16][nsb] then mins [16][nsb]
     if ((int64_t)scm.size() < 32 * nsb) scm.resize(32 * nsb);
