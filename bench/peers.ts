@@ -24,8 +24,8 @@
 // Args (after `--`): --quick (one model, one rep), --models=a,b (see bench/models.ts; substrings match),
 // --reps=N (pp/tg, default 2), --par-reps=N (n16, default 1),
 // --file=PATH (any GGUF instead), --rows=pp,tg,n16, --threads=N (default 2),
-// --fa=auto|on|off (llama.cpp flash attention), --harness-all (harness pp/tg for every model, not
-// just the first).
+// --fa=auto|on|off (llama.cpp flash attention), --harness-check=first|all|none (the harness's pp/tg
+// rows, which check it against node-llama-cpp: first model only by default).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -49,7 +49,7 @@ interface PeersArgs {
   rows: Set<string>;
   reps: number;
   parReps: number;
-  harnessAll: boolean;
+  harnessCheck: 'first' | 'all' | 'none';
   threads: number;
   fa: 'auto' | 'on' | 'off';
 }
@@ -62,6 +62,8 @@ function parseArgs(argv: string[]): PeersArgs {
   const threads = Number(get('threads') ?? 2);
   const reps = Number(get('reps') ?? (quick ? 1 : 2));
   const parReps = Number(get('par-reps') ?? 1);
+  const harnessCheck = (get('harness-check') ?? 'first') as PeersArgs['harnessCheck'];
+  if (!['first', 'all', 'none'].includes(harnessCheck)) throw new Error(`--harness-check=${harnessCheck}: expected first, all or none`);
   if (!(threads >= 1 && threads <= 256) || !(reps >= 1 && reps <= 50) || !(parReps >= 1 && parReps <= 50)) throw new Error('--threads/--reps out of range');
   return {
     quick,
@@ -70,7 +72,7 @@ function parseArgs(argv: string[]): PeersArgs {
     rows: new Set((get('rows') ?? 'pp,tg,n16').split(',')),
     reps,
     parReps,
-    harnessAll: argv.includes('--harness-all'),
+    harnessCheck,
     threads,
     fa,
   };
@@ -374,7 +376,7 @@ export async function benchPeers(): Promise<void> {
     const l0 = load();
     const mine: Row[] = [];
     // The harness's pp/tg rows only check it against node-llama-cpp: once is enough unless asked.
-    await benchModel(m, a, bw, harness, a.harnessAll || m === models[0], mine, errors);
+    await benchModel(m, a, bw, harness, a.harnessCheck === 'all' || (a.harnessCheck === 'first' && m === models[0]), mine, errors);
     rows.push(...mine);
     printTable(mine); // as it goes: a long run that is stopped still leaves its figures
     console.log(`  done in ${((performance.now() - t0) / 1000).toFixed(0)} s; load average before ${l0}, after ${load()}`);
