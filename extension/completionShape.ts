@@ -72,13 +72,16 @@ export function fitIndentation(text: string, style: IndentStyle): string {
 /**
  * Turns one engine candidate into the text inserted at the cursor:
  * - single-line: up to the first newline;
+ * - no second space after a space the user typed in the middle of a line;
  * - trailing whitespace dropped (it would only move the cursor), trailing blank lines too;
  * - the part that the rest of the line already holds is not inserted twice (`foo(|)` + `x)` → `x`).
  * Returns '' when nothing useful is left.
  */
-export function shapeCandidate(raw: string, opts: { singleLine: boolean; lineSuffix: string; style?: IndentStyle }): string {
+export function shapeCandidate(raw: string, opts: { singleLine: boolean; lineSuffix: string; linePrefix?: string; style?: IndentStyle }): string {
   let t = raw.replace(/\r\n?/g, '\n');
   if (opts.singleLine) t = t.split('\n')[0];
+  // "x = " + " y": a model whose tokens carry their leading space repeats the space the user typed.
+  if (opts.linePrefix && /[ \t]$/.test(opts.linePrefix) && opts.linePrefix.trim() !== '') t = t.replace(/^[ \t]+/, '');
   t = t.replace(/\s+$/, '');
   const rest = opts.lineSuffix.trim();
   if (rest && !t.includes('\n') && t.endsWith(rest)) t = t.slice(0, t.length - rest.length).replace(/\s+$/, '');

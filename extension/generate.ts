@@ -53,7 +53,7 @@ export async function generateCommand(
   const insertSpaces = editor.options.insertSpaces !== false;
   const picks: CandidatePick[] = [];
   for (const c of result.candidates) {
-    const text = shapeCandidate(c.text, { singleLine, lineSuffix, style: { insertSpaces, tabSize } });
+    const text = shapeCandidate(c.text, { singleLine, lineSuffix, linePrefix: doc.lineAt(pos.line).text.slice(0, pos.character), style: { insertSpaces, tabSize } });
     if (!text || picks.some((p) => p.text === text)) continue;
     const textLines = text.split('\n');
     picks.push({

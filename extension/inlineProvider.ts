@@ -104,7 +104,7 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     const seen = new Set<string>();
     const shaped = [];
     for (const c of result.candidates) {
-      const t = shapeCandidate(c.text, { singleLine, lineSuffix, style: { insertSpaces, tabSize } });
+      const t = shapeCandidate(c.text, { singleLine, lineSuffix, linePrefix: doc.lineAt(pos.line).text.slice(0, pos.character), style: { insertSpaces, tabSize } });
       if (!t || seen.has(t)) continue;
       seen.add(t);
       shaped.push({ text: t, score: c.score, count: c.count });

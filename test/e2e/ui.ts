@@ -246,6 +246,47 @@ async function main() {
       throw new Error('Alt+] never changed the ghost text in 6 prompts');
     });
 
+    await step('typing what the ghost text shows keeps it on screen: no flicker, no new request', async () => {
+      let r: { ghost: string; ms: number } | undefined;
+      // A suggestion that starts with a visible character and is long enough to type into.
+      for (let i = 0; i < 6; i++) {
+        await page.keyboard.press('Control+End');
+        await page.keyboard.press('Enter');
+        await page.keyboard.press('Shift+Tab');
+        r = await typeAndWaitGhost(`def volume${i}(r):\n`);
+        latencies.push(r.ms);
+        if (/^\S/.test(r.ghost) && r.ghost.length >= 6) break;
+        await page.keyboard.press('Escape');
+        r = undefined;
+      }
+      if (!r) throw new Error('no suggestion to type through in 6 prompts');
+      const ghost = r!.ghost;
+      const requestsBefore = (forkcastLog(ud).match(/ shown of /g) ?? []).length;
+      // Count every moment the ghost text is missing while the user types through it.
+      await page.evaluate(() => {
+        const w = window as unknown as { forkcastGhostGone: number; forkcastObs: MutationObserver };
+        w.forkcastGhostGone = 0;
+        const editor = document.querySelector('.monaco-editor .view-lines')!;
+        w.forkcastObs = new MutationObserver(() => { if (!document.querySelector('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text')) w.forkcastGhostGone++; });
+        w.forkcastObs.observe(editor, { subtree: true, childList: true, characterData: true });
+      });
+      const typed = ghost.slice(0, 4);
+      const seen: string[] = [];
+      for (const ch of typed) {
+        await page.keyboard.type(ch);
+        await sleep(60);
+        seen.push(await ghostText(page));
+      }
+      const gone = await page.evaluate(() => { const w = window as unknown as { forkcastGhostGone: number; forkcastObs: MutationObserver }; w.forkcastObs.disconnect(); return w.forkcastGhostGone; });
+      await sleep(300);
+      const requestsAfter = (forkcastLog(ud).match(/ shown of /g) ?? []).length;
+      await page.keyboard.press('Escape');
+      for (let i = 0; i < seen.length; i++) if (seen[i] !== ghost.slice(i + 1)) throw new Error(`after typing ${JSON.stringify(typed.slice(0, i + 1))} the ghost text was ${JSON.stringify(seen[i])}, expected ${JSON.stringify(ghost.slice(i + 1))}`);
+      if (gone) throw new Error(`the ghost text disappeared ${gone} times while typing through it`);
+      if (requestsAfter !== requestsBefore) throw new Error(`${requestsAfter - requestsBefore} engine requests while typing through`);
+      return `(typed ${JSON.stringify(typed)} of ${JSON.stringify(ghost.slice(0, 30))}; ghost text stayed, 0 requests)`;
+    });
+
     await step('Forkcast: Generate lists candidates with scores; Enter inserts one', async () => {
       await page.keyboard.press('Control+End');
       await page.keyboard.press('Enter');
@@ -320,9 +361,14 @@ async function main() {
       if (!pid) throw new Error('no engine process found');
       // A request long enough to be caught in flight: 64 candidates of up to 1024 tokens, at a
       // multi-line position (the body of a new function), so only EOS or the length ends them.
+      // The first model (the bundled code model when there is one) rarely stops early, so the
+      // request surely outlives the time it takes the browser to see "busy".
       const fast = JSON.parse(readFileSync(settingsFile, 'utf8'));
-      await editUserSettings({ ...fast, 'forkcast.candidates': 64, 'forkcast.maxTokens': 1024 });
-      await until('the slow settings to apply', 10_000, async () => forkcastLog(ud).includes('"candidates":64'), 100);
+      const loads = () => (forkcastLog(ud).match(/model loaded: /g) ?? []).length;
+      const loadsBefore = loads();
+      await editUserSettings({ ...fast, 'forkcast.model': usesBundled ? '' : models.primary, 'forkcast.candidates': 64, 'forkcast.maxTokens': 1024 });
+      await until('the first model to be loaded again', 60_000, async () => loads() > loadsBefore, 100);
+      await until('Forkcast ready', 30_000, async () => !/starting|loading|error/.test(await statusText(page)) || undefined, 100);
       // Kill the moment the status bar says a request is in flight.
       await page.exposeFunction('forkcastKillEngine', () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
       await page.evaluate(() => {

@@ -52,6 +52,11 @@ describe('shaping a candidate', () => {
     expect(shapeCandidate('a]', { singleLine: true, lineSuffix: ']  ' })).toBe('a');
     expect(shapeCandidate('(a)', { singleLine: true, lineSuffix: ':' })).toBe('(a)');
   });
+  it('does not double the space the user typed mid-line, but keeps indentation at a line start', () => {
+    expect(shapeCandidate(' math.pi * r', { singleLine: true, lineSuffix: '', linePrefix: 'x = ' })).toBe('math.pi * r');
+    expect(shapeCandidate(' math.pi * r', { singleLine: true, lineSuffix: '', linePrefix: 'x =' })).toBe(' math.pi * r');
+    expect(shapeCandidate('    return x', { singleLine: true, lineSuffix: '', linePrefix: '    ' })).toBe('    return x');
+  });
   it('returns nothing for whitespace-only text', () => {
     expect(shapeCandidate('   \n  ', { singleLine: false, lineSuffix: '' })).toBe('');
     expect(shapeCandidate('\nfoo', { singleLine: true, lineSuffix: '' })).toBe('');
