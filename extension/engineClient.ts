@@ -73,7 +73,12 @@ export class EngineClient {
   private initResult?: InitializeResult;
   private loading?: Promise<ModelInfo>;
 
-  constructor(private readonly opts: EngineClientOptions) {}
+  /** Worker threads for the next model load (0 = the engine's default). */
+  threads: number;
+
+  constructor(private readonly opts: EngineClientOptions) {
+    this.threads = opts.threads ?? 0;
+  }
 
   get pid(): number | undefined { return this.proc?.pid; }
   get model(): ModelInfo | undefined { return this.modelInfo; }
@@ -91,21 +96,21 @@ export class EngineClient {
   /** Loads another model. On failure the previous model keeps working and the error names the file. */
   async setModel(model: string | undefined): Promise<ModelInfo> {
     this.wantedModel = model;
-    if (!this.conn) throw new EngineError('The Forkcast engine is not running.', 'dead');
-    return this.loadWanted();
+    // Chosen while the engine restarts: wait for it (it comes back with the last good model).
+    if (!this.conn) await this.whenReady(30_000);
+    return this.loadWanted(model);
   }
 
-  private async loadWanted(): Promise<ModelInfo> {
-    const conn = this.conn;
-    if (!conn) throw new EngineError('The Forkcast engine is not running.', 'dead');
-    const path = this.wantedModel;
+  private async loadWanted(path = this.wantedModel): Promise<ModelInfo> {
     const prev = this.loading;
     if (prev) await prev.catch(() => undefined); // one load at a time, in order
+    const conn = this.conn;
+    if (!conn) throw new EngineError('The Forkcast engine is not running.', 'dead');
     const job = (async () => {
       this.setState('loading', path ?? 'bundled model');
       const t0 = Date.now();
       try {
-        const info = await conn.sendRequest(loadModelRequest, { path, threads: this.opts.threads || undefined });
+        const info = await conn.sendRequest(loadModelRequest, { path, threads: this.threads || undefined });
         this.modelInfo = info;
         this.goodModel = path;
         this.hasGoodModel = true;
@@ -226,7 +231,7 @@ export class EngineClient {
     child.on('exit', (code, signal) => this.onExit(child, conn, code, signal, stderrTail));
     this.opts.log('info', `engine started: pid ${child.pid}: ${runtime} ${this.opts.cliPath} serve`);
     conn
-      .sendRequest(initializeRequest, { clientName: 'forkcast-vscode', threads: this.opts.threads || undefined })
+      .sendRequest(initializeRequest, { clientName: 'forkcast-vscode', threads: this.threads || undefined })
       .then((r) => {
         this.initResult = r;
         this.opts.log('info', `engine ${r.version} (protocol ${r.protocolVersion}); attention ${r.capabilities.attention.join('/')}; ${r.cpu.physicalCores} cores, avx2 ${r.cpu.avx2}, avx512 ${r.cpu.avx512}`);

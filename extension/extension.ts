@@ -99,6 +99,7 @@ export function activate(context: vscode.ExtensionContext): ForkcastApi {
       const prev = settings;
       settings = readSettings((m) => log('warn', m));
       status.setEnabled(settings.enable);
+      client.threads = settings.threads;
       if (prev.model !== settings.model || prev.threads !== settings.threads) void reloadModel(settings);
       else {
         provider.clearCache(); // old candidates were sampled with other settings

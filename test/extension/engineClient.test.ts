@@ -105,6 +105,15 @@ describe.skipIf(!ready)('engine client with the real engine process', () => {
     expect(crashes[1]).toMatchObject({ first: false, restartInMs: 1000 });
     await client.whenReady(10_000);
     expect(client.pid).not.toBe(pid2);
+
+    // A model chosen while the engine is down is loaded once it is back.
+    const pid3 = client.pid!;
+    process.kill(pid3, 'SIGKILL');
+    await until(() => client.currentState === 'error', 2000, 'the crash to be seen');
+    const info = await client.setModel(LLAMA);
+    expect(info.path).toBe(LLAMA);
+    expect(client.pid).not.toBe(pid3);
+    expect(crashes[2]).toMatchObject({ first: false, restartInMs: 3000 });
   });
 
   it('dispose ends the engine process and fails later requests cleanly', async () => {
