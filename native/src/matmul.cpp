@@ -1,17 +1,20 @@
 // Matrix products y = x W^T against (possibly quantized) weights.
 //
 // How a call runs:
-//  1. For quantized weights the n activation rows are quantized once to int8 blocks (ActQ8Row: scales per 32
-//     for Q8_0/Q4_0, ActQ8K per 256 with sums per 16 for the K-quants), the way integer dot products
-//     need them (as ggml does for its vec_dot kernels). Float weights take the float activations.
+//  1. For quantized weights the n activation rows are quantized once to int8 (ActQ8Row: a scale per
+//     32 for Q8_0/Q4_0; ActQ8K: a scale per 256 with sums per 16 for the K-quants), the way integer
+//     dot products need them (as ggml does for its vec_dot kernels). Float weights take the floats.
 //  2. Output rows are handed out in chunks from an atomic counter (threads that get descheduled on a
-//     shared machine do not hold everyone up). For a chunk, activation rows are walked in tiles that
-//     fit the cache, and a row kernel dots one weight row with up to MAXNB activation rows at once:
-//     every weight block is decoded once per MAXNB rows and read from memory once per call, so n
-//     samples cost about as much weight traffic as one (GEMV for n = 1, small GEMM for a batch,
-//     cache-blocked GEMM for a prompt).
-//  3. Row kernels exist as portable scalar code and as x86 SIMD (AVX2+FMA+F16C, or AVX-512 VL/BW/VNNI),
-//     chosen at run time from the CPU; FORKCAST_NO_SIMD=1 forces the scalar ones.
+//     shared machine do not hold everyone up). Within a chunk, activation rows are walked in
+//     L2-sized tiles; every weight block is decoded once per group of activation rows and read from
+//     memory once per call, so n samples cost about as much weight traffic as one.
+//  3. Kernel families, chosen at run time from the CPU (FORKCAST_NO_SIMD=1 forces scalar,
+//     FORKCAST_SIMD=avx2|avx512 caps the choice):
+//       scalar   portable C++, the same integer sums as the SIMD kernels;
+//       avx2     row kernels, one weight row x up to 4 activation rows (AVX2+FMA+F16C);
+//       avx512   the same row kernels with VNNI (n = 1: GEMV), and for n >= 2 register tiles of
+//                4 weight rows x 4 activation rows in zmm registers;
+//       amx      avx512 plus Intel AMX tiles for quantized weights when n >= 4 (section below).
 #include "matmul.h"
 
 #include <algorithm>

@@ -8,8 +8,9 @@
 // n rows (GEMV for n = 1, GEMM otherwise). Multi-threaded over the pool.
 void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool);
 
-// The kernel family matmul uses now: "avx512vnni", "avx2" or "scalar" (FORKCAST_NO_SIMD=1 forces
-// scalar; read at every call so a benchmark can compare both in one process).
+// The kernel family matmul uses now: "amx" (AVX-512 plus AMX tiles for quantized GEMM),
+// "avx512vnni", "avx2" or "scalar". FORKCAST_NO_SIMD=1 forces scalar, FORKCAST_SIMD=avx512|avx2|scalar
+// caps the choice; both are read at every call so tests and benchmarks can compare families.
 const char* matmul_isa();
 
 // Row r of a (possibly quantized) matrix as floats: embedding lookup.
