@@ -6,7 +6,7 @@
 // replicated, plus the decode KVs) + queries and outputs. The bound is bytes / read bandwidth, the
 // bandwidth measured in this same run by the addon (all threads reading a large array); "% of bound"
 // = bound time / measured time. Times are the best of several calls of the kernel alone (inputs are
-// prepared outside the timing), each with cold caches (a 1 GiB read in between, untimed), as in a
+// prepared outside the timing), each with cold caches (inputs flushed with clflush, untimed), as in a
 // real decode step where the other layers' weights and KV pass through the caches between two
 // visits to this layer's KV.
 import { loadAddon, type AttentionMode, type AttentionTestArgs } from '../engine/native';

@@ -696,9 +696,9 @@ float sum_floats(const float* a, int64_t n) {
 }
 
 // attentionBench(args, iters, cold) -> seconds per call of the kernel alone (inputs prepared
-// beforehand, best of `iters` runs after one warm-up). cold: before each timed call, read a buffer
-// larger than the caches so the KV comes from memory, as in a real step where the other layers'
-// weights and KV pass through the caches in between.
+// beforehand, best of `iters` runs after one warm-up). cold: the inputs are flushed from the caches
+// before each timed call, as in a real step where the other layers' weights and KV pass through the
+// caches between two visits to this layer.
 Napi::Value AttentionBench(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AttnCall c = attn_args(env, info[0]);
@@ -706,18 +706,39 @@ Napi::Value AttentionBench(const Napi::CallbackInfo& info) {
   const bool cold = info.Length() > 2 && info[2].ToBoolean();
   std::vector<float> out((size_t)c.s.n * c.s.n_head * c.s.hd);
   ThreadPool& pool = hook_pool(env, c.threads);
-  static std::vector<float> evict;
-  if (cold && evict.empty()) evict.assign((size_t)256 << 20, 1.f);  // 1 GiB: more than any L3 here (480 MiB)
-  volatile float sink = 0;
+  // Cold: every cache line of the step's inputs is flushed (clflush) before each timed call, so the
+  // KV really comes from memory. (Reading a big array in between is not enough: the last-level
+  // cache keeps lines that are reused across such a streaming scan.)
+  const auto flush = [](const float* p, size_t n) {
+#if defined(__x86_64__)
+    const char* b = reinterpret_cast<const char*>(p);
+    for (size_t i = 0; i < n * sizeof(float); i += 64) _mm_clflush(b + i);
+#else
+    (void)p;
+    (void)n;
+#endif
+  };
+  const AttnShape& S = c.s;
+  const size_t nq = (size_t)S.n * S.n_head * S.hd, nc = (size_t)S.n_kv * S.P * S.hd, nd = (size_t)S.n * S.n_kv * S.D * S.hd;
   attn_run(c, out.data(), pool);
   double best = 1e30;
   for (int i = 0; i < iters; i++) {
-    if (cold)  // every thread reads a slice, so each core's private caches are flushed too
-      pool.run([&](int ith, int nth) {
-        const int64_t n = (int64_t)evict.size(), b = (n * ith / nth) & ~(int64_t)63, e = (n * (ith + 1) / nth) & ~(int64_t)63;
-        const float s = sum_floats(evict.data() + b, e - b);
-        if (ith == 0) sink = sink + s;
-      });
+    if (cold) {
+      flush(c.q, nq);
+      flush(out.data(), nq);
+      if (c.replicated) {
+        flush(c.rk.data(), c.rk.size());
+        flush(c.rv.data(), c.rv.size());
+      } else {
+        flush(c.kc, nc);
+        flush(c.vc, nc);
+        flush(c.kd, nd);
+        flush(c.vd, nd);
+      }
+#if defined(__x86_64__)
+      _mm_mfence();
+#endif
+    }
     const auto t0 = std::chrono::steady_clock::now();
     attn_run(c, out.data(), pool);
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

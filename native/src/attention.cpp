@@ -359,15 +359,13 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
     const int T = (int)std::min<int64_t>(kTile, npos - t0);
     // Ask for the next tile's K and V now (into L2) so memory streams while this tile computes:
     // without it every tile waits for DRAM and cold-cache time is compute + transfer, not the max.
-    if (t0 + kTile < npos) {
-      const int Tn = (int)std::min<int64_t>(kTile, npos - t0 - kTile);
-      const char* kn = reinterpret_cast<const char*>(k + (t0 + kTile) * hd);
-      const char* vn = reinterpret_cast<const char*>(v + (t0 + kTile) * hd);
-      for (int64_t b = 0; b < (int64_t)Tn * hd * 4; b += 64) {
-        _mm_prefetch(kn + b, _MM_HINT_T1);
-        _mm_prefetch(vn + b, _MM_HINT_T1);
-      }
-    }
+    // The next tile's K and V lines, requested a slice per row block so the requests spread over
+    // this tile's compute instead of stalling it in one burst.
+    const int64_t next_bytes = t0 + kTile < npos ? std::min<int64_t>(kTile, npos - t0 - kTile) * hd * 4 : 0;
+    const char* kn = reinterpret_cast<const char*>(k + (t0 + kTile) * hd);
+    const char* vn = reinterpret_cast<const char*>(v + (t0 + kTile) * hd);
+    const int blocks = (R + kRowBlock - 1) / kRowBlock;
+    int64_t issued = 0;
     // K tile transposed to [hd][64] (zero-padded past T): read once, used by all R rows.
     float* kt = w.kt.data();
     const float* kb = k + t0 * hd;
@@ -380,7 +378,12 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
       for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
     }
     const float* vt = v + t0 * hd;
-    for (int r = r0; r < r0 + R; r += kRowBlock) {
+    for (int r = r0, blk = 0; r < r0 + R; r += kRowBlock, blk++) {
+      const int64_t upto = next_bytes * (blk + 1) / blocks;
+      for (; issued < upto; issued += 64) {
+        _mm_prefetch(kn + issued, _MM_HINT_T1);
+        _mm_prefetch(vn + issued, _MM_HINT_T1);
+      }
       const int64_t* lim = limit ? limit + (r - r0) : nullptr;
       switch (std::min(kRowBlock, r0 + R - r)) {
         case 6: tile_rows<6>(w, r, hd, vt, T, t0, lim); break;
