@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
-if [ ! -f native/build/Release/forkcast.node ]; then
+if [ ! -f native/build/Release/forkcast.node ] && [ ! -f dist/native/forkcast.node ]; then
   echo "e2e: native/build/Release/forkcast.node missing: run npm run build:native first" >&2
   exit 2
 fi

@@ -2,9 +2,9 @@
 // code-server's bundled VS Code server, with headless Chromium as the window (the server starts an
 // extension host only when a workbench connects). The suite's exit code comes back through
 // codeAutomationExit. Usage: node out/test/host.js (after scripts/e2e-build.sh).
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { e2eModels, freePort, installed, killGroup, launchChromium, ROOT, startGroup, waitHttp } from './common';
 
 async function main() {
@@ -14,6 +14,15 @@ async function main() {
   const ws = join(scratch, 'workspace');
   mkdirSync(ws);
   const models = e2eModels(scratch);
+  // The extension under test is a snapshot of the build (package.json, dist/, models/), so a rebuild
+  // while the suite runs cannot change the native library or model file under the running engine.
+  const extDir = join(scratch, 'extension');
+  mkdirSync(extDir);
+  copyFileSync(join(ROOT, 'package.json'), join(extDir, 'package.json'));
+  cpSync(join(ROOT, 'dist'), join(extDir, 'dist'), { recursive: true, filter: (src) => !src.endsWith('.map') });
+  if (existsSync(join(ROOT, 'models'))) cpSync(join(ROOT, 'models'), join(extDir, 'models'), { recursive: true, filter: (src) => !/\.json$/.test(src) });
+  const primary = models.primary.startsWith(join(ROOT, 'models') + '/') ? join(extDir, 'models', basename(models.primary)) : models.primary;
+  Object.assign(models, { primary });
   writeFileSync(join(ws, '.forkcast-e2e.json'), JSON.stringify(models, null, 2));
   writeFileSync(join(ws, 'sample.py'), '');
   // Machine settings of the server: quiet workbench. (The model is set by the suite in user settings.)
@@ -37,7 +46,7 @@ async function main() {
   try {
     const page = ctx.pages()[0] ?? (await ctx.newPage());
     const remote = (p: string) => `vscode-remote://127.0.0.1:${port}${p}`;
-    const payload = [['extensionDevelopmentPath', remote(ROOT)], ['extensionTestsPath', remote(join(ROOT, 'out', 'test', 'suite.js'))], ['skipWelcome', 'true']];
+    const payload = [['extensionDevelopmentPath', remote(extDir)], ['extensionTestsPath', remote(join(ROOT, 'out', 'test', 'suite.js'))], ['skipWelcome', 'true']];
     const done = new Promise<number>((resolve) => void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code)));
     page.on('console', (msg) => {
       const t = msg.text();
@@ -65,6 +74,7 @@ async function main() {
     writeFileSync(join(scratch, 'forkcast-output.log'), text);
     if (exitCode !== 0 || process.env.FORKCAST_E2E_VERBOSE) console.log(`--- ${f} (tail) ---\n${text.split('\n').slice(-60).join('\n')}`);
   }
+  if (exitCode === 0 && !process.env.FORKCAST_E2E_KEEP) rmSync(scratch, { recursive: true, force: true });
   process.exit(exitCode);
 }
 

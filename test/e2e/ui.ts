@@ -5,7 +5,7 @@
 // text, Tab, Alt+], Forkcast: Generate, Forkcast: Select Model, and the engine killed mid-request.
 // Usage: node out/test/ui.js [path/to/forkcast.vsix]   (scripts/e2e-run.sh builds and packages first)
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -407,11 +407,13 @@ async function main() {
     await ctx.close().catch(() => undefined);
     killGroup(server);
   }
-  console.log(`\nUI e2e: ${results.length - failures} passed, ${failures} failed in ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots and logs in ${scratch}`);
+  console.log(`\nUI e2e: ${results.length - failures} passed, ${failures} failed in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${failures || process.env.FORKCAST_E2E_KEEP ? `screenshots and logs in ${scratch}` : 'scratch removed (FORKCAST_E2E_KEEP=1 keeps it)'}`);
   if (failures) {
     const log = (() => { try { return forkcastLog(ud); } catch { return ''; } })();
     console.log(`--- Forkcast output (tail) ---\n${log.split('\n').slice(-50).join('\n')}`);
   }
+  // Scratch (~50 MB: the installed extension, browser profile) is kept only when something failed.
+  if (!failures && !process.env.FORKCAST_E2E_KEEP) rmSync(scratch, { recursive: true, force: true });
   process.exit(failures ? 1 : 0);
 }
 
