@@ -59,7 +59,8 @@ export async function generateCommand(
     picks.push({
       text,
       candidate: c,
-      label: textLines.find((l) => l.trim() !== '')!.trim(),
+      // "$(name)" in a label is an icon: keep code such as "$(pwd)" as text.
+      label: textLines.find((l) => l.trim() !== '')!.trim().replace(/\$\(/g, '$\u200b('),
       description: `score ${c.score.toFixed(2)} · ${c.count}/${n} agree`,
       detail: [textLines.length > 1 ? `${textLines.length} lines` : '', `${c.tokens} tokens`, `logprob ${c.logprob.toFixed(2)}`, ...c.reasons].filter(Boolean).join(' · '),
     });
