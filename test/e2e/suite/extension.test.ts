@@ -133,6 +133,27 @@ export function defineTests() {
       assert.equal(hit.items[0], first.slice(1));
     });
 
+    test('multi-line completions after a block opener use the document\'s indentation (tabs here)', async () => {
+      editor.options = { insertSpaces: false, tabSize: 4 };
+      await cfg().update('maxTokens', 64, vscode.ConfigurationTarget.Global);
+      try {
+        let multi: string | undefined;
+        for (let i = 0; i < 6 && !multi; i++) {
+          api.provider.clearCache();
+          const ev = await triggerAt(`class Stack${i}:\n\tdef __init__(self):\n\t\tself.items = []\n\n\tdef push(self, x):\n\t\t`, 'engine');
+          multi = ev.items.find((t) => t.includes('\n'));
+        }
+        assert.ok(multi, 'a multi-line candidate at the body of a new method');
+        for (const line of multi.split('\n').slice(1)) {
+          if (line.trim() === '') continue;
+          assert.match(line, /^\t*\S/, `no space indentation in ${JSON.stringify(multi)}`);
+        }
+      } finally {
+        editor.options = { insertSpaces: true, tabSize: 4 };
+        await cfg().update('maxTokens', 24, vscode.ConfigurationTarget.Global);
+      }
+    });
+
     test('typing on: the next request reuses the previous prompt KV in the engine', async () => {
       const base = 'def mean(values):\n    total = sum(values)\n    return total / len(values)\n\n\nresult = mean([1, 2])\n'
       api.provider.clearCache();
