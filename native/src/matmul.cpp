@@ -28,9 +28,9 @@
 
 #include "quants.h"
 
-// The SIMD passes use `#pragma GCC target` regions, which clang does not honour: clang and MSVC
-// builds (and non-x86 CPUs) get the portable scalar kernels.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// The SIMD passes are target regions: `#pragma GCC target` under GCC, `#pragma clang attribute`
+// under clang. MSVC builds (and non-x86 CPUs) get the portable scalar kernels.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FC_X86 1
 #include <cpuid.h>
 #include <immintrin.h>
@@ -251,23 +251,39 @@ void rows_scalar(int32_t type, const uint8_t* w, int64_t K, const uint8_t* x, in
 
 // ---- x86 SIMD passes (the same source compiled for two targets) ----
 #if FC_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 namespace fc_avx2 {
 #define FC_VNNI 0
 #include "matmul_x86.inc"
 #undef FC_VNNI
 }  // namespace fc_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
 namespace fc_avx512 {
 #define FC_VNNI 1
 #include "matmul_x86.inc"
 #undef FC_VNNI
 }  // namespace fc_avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #endif
 
 // ---- AMX (Sapphire Rapids and later): GEMM for n >= AMX_MIN_N, every quantized type ----
@@ -281,8 +297,12 @@ namespace fc_avx512 {
 // same integer sums. Each sub-block's C is scaled in AVX-512 into float accumulators:
 //   acc[r][i] += C[r][i] * da[i] * scale[r]  (- da[i] * sum(q_act[i]) * min[r] for Q4_K/Q5_K).
 #if FC_X86 && defined(__linux__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
+#endif
 namespace fc_amx {
 
 constexpr int64_t AMX_MIN_N = 4;
@@ -595,7 +615,11 @@ bool available() {
 
 #undef FC_AMX_BLOCK
 }  // namespace fc_amx
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 #define FC_AMX 1
 #else
 #define FC_AMX 0
@@ -605,18 +629,28 @@ namespace {
 
 enum class Isa { Scalar, Avx2, Avx512, Amx };  // Amx = Avx512 kernels plus AMX tiles for quantized GEMM
 
+#if FC_X86
+// CPUID leaf 1, ECX bit 29 (clang's __builtin_cpu_supports does not know "f16c"); AVX state being
+// enabled by the OS is already implied by the avx2 check next to it.
+bool has_f16c() {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1);
+}
+#endif
+
 Isa cpu_isa() {
 #if FC_X86
   static const Isa detected = [] {
     __builtin_cpu_init();
+    const bool f16c = has_f16c();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
+        __builtin_cpu_supports("avx512vnni") && f16c && __builtin_cpu_supports("fma")) {
 #if FC_AMX
       if (fc_amx::available()) return Isa::Amx;
 #endif
       return Isa::Avx512;
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return Isa::Avx2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) return Isa::Avx2;
     return Isa::Scalar;
   }();
   return detected;
