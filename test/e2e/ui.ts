@@ -5,7 +5,8 @@
 // text, Tab, Alt+], Forkcast: Generate, Forkcast: Select Model, and the engine killed mid-request.
 // Usage: node out/test/ui.js [path/to/forkcast.vsix]   (scripts/e2e-run.sh builds and packages first)
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -123,7 +124,19 @@ async function main() {
       'files.autoSave': 'off',
     }),
   );
-  const env = { ...process.env, XDG_CONFIG_HOME_FOR_CODE_SERVER: join(scratch, 'xdg') };
+  // An Ollama store laid out as Ollama writes it (manifest → sha256 blob), holding a real model:
+  // Select Model must list it by its Ollama name and load the blob. OLLAMA_MODELS points at it.
+  const ollamaStore = join(scratch, 'ollama-models');
+  const blobHex = createHash('sha256').update(readFileSync(models.secondary)).digest('hex');
+  const ollamaBlob = join(ollamaStore, 'blobs', `sha256-${blobHex}`);
+  mkdirSync(join(ollamaStore, 'blobs'), { recursive: true });
+  copyFileSync(models.secondary, ollamaBlob);
+  mkdirSync(join(ollamaStore, 'manifests', 'registry.ollama.ai', 'library', 'e2e-second'), { recursive: true });
+  writeFileSync(
+    join(ollamaStore, 'manifests', 'registry.ollama.ai', 'library', 'e2e-second', 'latest'),
+    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', layers: [{ mediaType: 'application/vnd.ollama.image.model', digest: `sha256:${blobHex}`, size: statSync(ollamaBlob).size }] }),
+  );
+  const env = { ...process.env, XDG_CONFIG_HOME_FOR_CODE_SERVER: join(scratch, 'xdg'), OLLAMA_MODELS: ollamaStore };
 
   await step('the .vsix installs into code-server', async () => {
     const out = execFileSync(cs, ['--config', '/dev/null', '--user-data-dir', ud, '--extensions-dir', ext, '--install-extension', vsix], { env, encoding: 'utf8' });
@@ -307,20 +320,23 @@ async function main() {
       return `(${rows} candidates; first: ${JSON.stringify(firstRow.slice(0, 70))})`;
     });
 
-    await step('Forkcast: Select Model switches the model (engine reloads)', async () => {
+    await step('Forkcast: Select Model lists folder and Ollama models and switches to the Ollama one (engine reloads)', async () => {
       const before = await statusText(page);
       await runCommand(page, 'Forkcast: Select Model');
-      await until('the model list', 20_000, async () => (await page.locator('.quick-input-list .monaco-list-row', { hasText: basename(second) }).count()) > 0);
-      await page.keyboard.type(basename(second));
+      const rows = page.locator('.quick-input-list .monaco-list-row');
+      await until('the model list', 20_000, async () => (await rows.filter({ hasText: 'e2e-second:latest' }).count()) > 0);
+      const listed = ((await page.locator('.quick-input-list').textContent()) ?? '').replace(/\s+/g, ' ');
+      for (const want of [basename(second), 'Ollama', 'e2e-second:latest']) if (!listed.includes(want)) throw new Error(`"${want}" not in the list: ${listed.slice(0, 300)}`);
+      await page.keyboard.type('e2e-second:latest');
       await sleep(300);
       await page.keyboard.press('Enter');
-      const loaded = await until('the log to show the new model loaded', 60_000, async () => forkcastLog(ud).includes(`from ${second}`), 200);
+      const loaded = await until('the log to show the Ollama blob loaded', 60_000, async () => forkcastLog(ud).includes(`from ${ollamaBlob}`), 200);
       const after = await until('the status bar to show the new model ready', 30_000, async () => {
         const t = await statusText(page);
         return t !== before && !/loading|starting|error/.test(t) ? t : undefined;
       });
       const settings = JSON.parse(readFileSync(join(ud, 'User', 'settings.json'), 'utf8'));
-      if (settings['forkcast.model'] !== second) throw new Error(`forkcast.model = ${settings['forkcast.model']}`);
+      if (settings['forkcast.model'] !== ollamaBlob) throw new Error(`forkcast.model = ${settings['forkcast.model']}`);
       // A completion from the new model.
       await page.click('.monaco-editor .view-lines');
       await page.keyboard.press('Control+End');
@@ -328,7 +344,7 @@ async function main() {
       const r = await typeAndWaitGhost('w = ');
       latencies.push(r.ms);
       await page.keyboard.press('Escape');
-      return `(status "${before}" → "${after}"; ${loaded ? 'log confirms' : ''}; ghost text in ${r.ms} ms)`;
+      return `(status "${before}" → "${after}"; loaded ${loaded ? `blobs/sha256-${blobHex.slice(0, 12)}…` : ''}; ghost text in ${r.ms} ms)`;
     });
 
     await step('Select Model with a broken file: an error names the file and the problem; the previous model keeps working', async () => {
