@@ -9,6 +9,9 @@
 # Takes about 3-4 minutes on a fresh 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Run from `npm test`, this script inherits the outer npm's npm_* variables; npm_config_user_agent
+# names Node 20, and code-server's postinstall reads its Node version from there. Start clean.
+for v in $(env | sed -n 's/^\(npm_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 E2E_DIR="${E2E_DIR:-$PWD/.e2e}"
 mkdir -p "$E2E_DIR"
 E2E_DIR="$(cd "$E2E_DIR" && pwd)"
