@@ -320,6 +320,18 @@ async function main() {
       return `(${rows} candidates; first: ${JSON.stringify(firstRow.slice(0, 70))})`;
     });
 
+    await step('clicking the status bar item shows the Forkcast log with requests and timings', async () => {
+      await page.locator('.statusbar-item', { hasText: 'Forkcast' }).first().click();
+      const text = await until('the output panel with the Forkcast log', 15_000, async () => {
+        const t = ((await page.locator('.part.panel').textContent().catch(() => '')) ?? '').replace(/\u00a0/g, ' ');
+        // The output view renders only its visible lines: the latest requests and timings.
+        return / shown of .* in \d+ ms/.test(t) && /generate: /.test(t) ? t : undefined;
+      }, 200);
+      const line = / shown of [^\n]*?tok in \d+ ms\)/.exec(text)?.[0] ?? '';
+      await page.click('.monaco-editor .view-lines');
+      return `(${JSON.stringify(line.slice(0, 120))})`;
+    });
+
     await step('Forkcast: Select Model lists folder and Ollama models and switches to the Ollama one (engine reloads)', async () => {
       const before = await statusText(page);
       await runCommand(page, 'Forkcast: Select Model');
