@@ -124,7 +124,8 @@ export class EngineClient {
         if (path) while (msg.startsWith(`${path}: `)) msg = msg.slice(path.length + 2);
         this.opts.log('error', `loading ${path ?? 'the bundled model'} failed: ${msg}`);
         if (conn !== this.conn) throw new EngineError(`The engine stopped while loading ${path ?? 'the bundled model'}.`, 'dead');
-        // The previous model keeps working: if the engine dropped it, load it again.
+        // The engine swaps models only after the new one loaded (engine/server.ts), so the
+        // previous model is still there and serving.
         if (this.hasGoodModel && this.modelInfo && path !== this.goodModel) {
           this.setState('ready');
         } else {
