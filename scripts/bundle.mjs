@@ -1,7 +1,7 @@
 // Bundles the TypeScript entry points into dist/ with esbuild. The native addon is not bundled:
 // it is loaded at run time from native/build/Release (or dist/native in a packaged .vsix).
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, copyFileSync, renameSync } from 'node:fs';
 
 const common = {
   bundle: true,
@@ -44,5 +44,8 @@ for (const e of entries) {
 const addon = 'native/build/Release/forkcast.node';
 if (existsSync(addon)) {
   mkdirSync('dist/native', { recursive: true });
-  copyFileSync(addon, 'dist/native/forkcast.node');
+  // Copy then rename: an engine running from dist/ keeps its mapped copy instead of crashing on a
+  // file rewritten in place.
+  copyFileSync(addon, 'dist/native/forkcast.node.tmp');
+  renameSync('dist/native/forkcast.node.tmp', 'dist/native/forkcast.node');
 }
