@@ -15,11 +15,17 @@
 // - the data section starts at the end of the tensor infos rounded up to the alignment.
 // Block sizes of the quantized types (elements per block / bytes per block) are from ggml's type
 // traits as documented with the formats: Q4_0 32/18, Q8_0 32/34, Q4_K 256/144, Q5_K 256/176, Q6_K 256/210.
-import { readFileSync } from 'node:fs';
-import { loadAddon } from './native';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { loadAddon, type MappedFile } from './native';
 
 export class GGUFError extends Error {
   override name = 'GGUFError';
+  /**
+   * Set only when parsing a view of the file's start ran off the end of the view while the file itself
+   * is long enough: the header continues past the view, and a view of at least this many bytes is
+   * needed to go on. Any other defect leaves it undefined.
+   */
+  needBytes?: number;
 }
 
 /** Metadata value type ids (gguf_metadata_value_type). */
@@ -98,7 +104,10 @@ export interface GGUFFile {
   dataOffset: number; // absolute offset of the data section (meaningful when there are tensors)
   metadata: Map<string, GGUFValue>;
   tensors: GGUFTensorInfo[];
-  /** The file's bytes (tensor data is read from here; for openGGUF this is the memory map). */
+  /**
+   * The bytes that were parsed: for parseGGUF, the buffer given; for openGGUF, a copy of the file's
+   * head (the header, and tensor data only as far as the head happens to reach).
+   */
   bytes: Uint8Array;
   has(key: string): boolean;
   get(key: string): GGUFValue | undefined;
@@ -111,7 +120,10 @@ export interface GGUFFile {
   getArray(key: string, dflt?: GGUFArrayItems): GGUFArrayItems;
   getStringArray(key: string): string[];
   tensor(name: string): GGUFTensorInfo | undefined;
-  /** A view (no copy) of a tensor's bytes. */
+  /**
+   * A tensor's bytes: a view (no copy) when they lie in `bytes`; for an openGGUF file, a fresh copy
+   * read from the file otherwise (for tools and tests: the engine's forward pass reads the mapping natively).
+   */
   tensorData(t: GGUFTensorInfo): Uint8Array;
 }
 
@@ -120,23 +132,38 @@ const MAX_NAME_BYTES = 64;
 const MAX_DIMS = 4;
 const MAX_ARRAY_DEPTH = 8;
 const TWO32 = 4294967296;
-const MAX_VIEW = TWO32; // largest Uint8Array Node 20's V8 creates
 
-/** Sequential little-endian reader whose every read is bounds-checked; `what` names the field for errors. */
+/**
+ * Sequential little-endian reader whose every read is bounds-checked; `what` names the field for errors.
+ * `buf` may be a view of only the start of a file of `fileSize` bytes: a read past the view that the
+ * file could satisfy throws a GGUFError with `needBytes` (read a longer view and parse again); a read
+ * past the end of the file is an ordinary error.
+ */
 class Reader {
   pos = 0;
   readonly view: DataView;
   readonly text: Buffer;
-  constructor(readonly buf: Uint8Array) {
+  constructor(readonly buf: Uint8Array, readonly fileSize: number) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.text = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   }
+  /** Bytes left in the view. */
   get remaining() {
     return this.buf.byteLength - this.pos;
   }
+  /** Bytes left in the file. */
+  get fileRemaining() {
+    return this.fileSize - this.pos;
+  }
+  private pastView(bytes: number, what: string): GGUFError {
+    const e = new GGUFError(`${what}: needs ${bytes} bytes at offset ${this.pos}, past the ${this.buf.byteLength} bytes of the file's start that were read`);
+    e.needBytes = this.pos + bytes;
+    return e;
+  }
   need(n: number, what: string) {
     if (n > this.remaining) {
-      throw new GGUFError(`${what}: needs ${n} bytes at offset ${this.pos} but the file has ${this.remaining} left (truncated or corrupt)`);
+      if (n <= this.fileRemaining) throw this.pastView(n, what);
+      throw new GGUFError(`${what}: needs ${n} bytes at offset ${this.pos} but the file has ${this.fileRemaining} left (truncated or corrupt)`);
     }
   }
   u8(what: string) { this.need(1, what); return this.view.getUint8(this.pos++); }
@@ -157,9 +184,10 @@ class Reader {
   /** A length/count that must fit in the bytes left, given each unit takes at least `unit` bytes. */
   count(what: string, unit: number): number {
     const n = this.u64(what);
-    if (n * unit > this.remaining) {
-      throw new GGUFError(`${what}: ${n} is more than the ${this.remaining} bytes left in the file can hold (truncated, corrupt or hostile file)`);
+    if (n * unit > this.fileRemaining) {
+      throw new GGUFError(`${what}: ${n} is more than the ${this.fileRemaining} bytes left in the file can hold (truncated, corrupt or hostile file)`);
     }
+    if (n * unit > this.remaining) throw this.pastView(n * unit, what);
     return n;
   }
   string(what: string, maxBytes = Infinity): string {
@@ -276,13 +304,15 @@ const alignUp = (x: number, a: number) => Math.ceil(x / a) * a;
 
 /**
  * Parses the header, metadata and tensor infos of a GGUF file held in `buf` (tensor data is not copied).
- * `fileSize` is the whole file's size when `buf` holds only its start (JavaScript typed arrays stop at
- * 4 GiB, files of 7B models do not): the header must lie in `buf`, tensor ranges are checked against
- * `fileSize`, and the native side reads tensor data from the full mapping.
+ * `fileSize` is the whole file's size when `buf` holds only its start (the engine never holds a whole
+ * model in JavaScript: 7B files pass 4 GiB): the header must lie in `buf` (if it runs past it, the
+ * GGUFError carries `needBytes`), tensor ranges are checked against `fileSize`, and the native side
+ * reads tensor data from the mapping. `readData(offset, length)` serves tensorData past `buf`.
  */
-export function parseGGUF(buf: Uint8Array, fileSize = buf.byteLength): GGUFFile {
+export function parseGGUF(buf: Uint8Array, fileSize = buf.byteLength,
+  readData?: (offset: number, length: number) => Uint8Array): GGUFFile {
   if (!(fileSize >= buf.byteLength)) throw new GGUFError(`file size ${fileSize} is smaller than the ${buf.byteLength} bytes given`);
-  const r = new Reader(buf);
+  const r = new Reader(buf, fileSize);
   r.need(4, 'GGUF magic');
   if (buf[0] !== 0x47 || buf[1] !== 0x47 || buf[2] !== 0x55 || buf[3] !== 0x46) {
     throw new GGUFError(`not a GGUF file: the first bytes are not "GGUF"`);
@@ -370,11 +400,12 @@ export function parseGGUF(buf: Uint8Array, fileSize = buf.byteLength): GGUFFile 
     }
   }
   const tensors: GGUFTensorInfo[] = infos.map(({ name, dims, type, offset, size }) => ({ name, dims, type, offset, size }));
-  return makeFile(buf, version, alignment, dataOffset, metadata, tensors);
+  return makeFile(buf, version, alignment, dataOffset, metadata, tensors, readData);
 }
 
 function makeFile(bytes: Uint8Array, version: number, alignment: number, dataOffset: number,
-  metadata: Map<string, GGUFValue>, tensors: GGUFTensorInfo[]): GGUFFile {
+  metadata: Map<string, GGUFValue>, tensors: GGUFTensorInfo[],
+  readData?: (offset: number, length: number) => Uint8Array): GGUFFile {
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const lookup = (key: string, want: string, hasDefault: boolean): GGUFValue | undefined => {
     const v = metadata.get(key);
@@ -421,44 +452,109 @@ function makeFile(bytes: Uint8Array, version: number, alignment: number, dataOff
     },
     tensor: (name) => byName.get(name),
     tensorData: (t) => {
-      if (t.offset + t.size > bytes.byteLength) {
-        throw new GGUFError(`tensor "${t.name}" lies beyond the first ${bytes.byteLength} bytes viewable from JavaScript; only the native engine reads it`);
-      }
-      return bytes.subarray(t.offset, t.offset + t.size);
+      if (t.offset + t.size <= bytes.byteLength) return bytes.subarray(t.offset, t.offset + t.size);
+      if (readData) return readData(t.offset, t.size);
+      throw new GGUFError(`tensor "${t.name}" lies beyond the first ${bytes.byteLength} bytes viewable from JavaScript; only the native engine reads it`);
     },
   };
 }
 
+export interface OpenOptions {
+  /** Bytes of the file's start read for the first parse (default 8 MiB); doubled while the header runs past it. */
+  headBytes?: number;
+  /** Largest head read (default 256 MiB, far above any real header); a header running past it is refused. */
+  maxHeadBytes?: number;
+}
+
+const HEAD_BYTES = 8 << 20;
+// Real headers are a few MB (a 151k-token vocabulary and its merges: ~7 MB); the cap keeps a hostile
+// file that declares a huge array of empty strings over gigabytes of zeros from making us copy them.
+const MAX_HEAD_BYTES = 256 << 20;
+
 /**
- * Opens a GGUF file with its tensor data memory-mapped by the native addon (never copied into the JS
- * heap). Only when the addon is not built (e.g. a tokenizer-only tool run before `npm run build`) does it
- * fall back to reading the whole file with fs.readFileSync.
+ * Opens a GGUF file: the native addon maps it (the mapping is handed to the native Model, which reads
+ * tensor data from it: never copied into the JS heap, no 4 GiB limit), and only a copy of the file's
+ * head is parsed here, grown while the header runs past it. The caller owns `map` (close() it, or a
+ * Model built on it keeps it until disposed). Without the addon (tools run before `npm run build`) the
+ * head is read with positioned fs reads instead, and no Model can be built.
  */
-export function openGGUF(path: string): { file: GGUFFile; buffer: ArrayBuffer } {
-  let mapFile: ((p: string) => ArrayBuffer) | undefined;
+export function openGGUF(path: string, opts: OpenOptions = {}): { file: GGUFFile; map: MappedFile } {
+  let map: MappedFile;
   try {
-    const addon = loadAddon();
-    if (typeof addon.mapFile === 'function') mapFile = addon.mapFile.bind(addon);
-  } catch {
-    mapFile = undefined; // addon absent: fall back below
-  }
-  let buffer: ArrayBuffer;
-  try {
-    if (mapFile) {
-      buffer = mapFile(path);
-    } else {
-      const b = readFileSync(path);
-      buffer = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? (b.buffer as ArrayBuffer) : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-    }
+    map = openFile(path);
   } catch (e) {
     throw new GGUFError(`cannot open model file ${path}: ${(e as Error).message}`);
   }
   try {
-    // Typed arrays reach at most 2^32 elements in Node 20: view the start, check against the full size.
-    const view = new Uint8Array(buffer, 0, Math.min(buffer.byteLength, MAX_VIEW));
-    return { file: parseGGUF(view, buffer.byteLength), buffer };
+    return { file: parseHead(map, opts), map };
   } catch (e) {
+    map.close();
     if (e instanceof GGUFError) e.message = `${path}: ${e.message}`;
     throw e;
   }
+}
+
+/**
+ * Parses the file from a copy of its start, at least doubling the copy while the header runs past it.
+ * Terminates: each retry grows the head, which is capped (file size, maxHeadBytes), and at the cap a
+ * header running past it is an error.
+ */
+function parseHead(map: MappedFile, opts: OpenOptions): GGUFFile {
+  const max = Math.max(1, Math.min(map.size, opts.maxHeadBytes ?? MAX_HEAD_BYTES));
+  let len = Math.max(1, Math.min(max, opts.headBytes ?? HEAD_BYTES));
+  const readData = (offset: number, length: number) => new Uint8Array(map.read(offset, length));
+  for (;;) {
+    try {
+      return parseGGUF(readData(0, len), map.size, readData);
+    } catch (e) {
+      if (!(e instanceof GGUFError) || e.needBytes === undefined) throw e;
+      if (len >= max) {
+        throw new GGUFError(`${e.message}; a header longer than ${max} bytes is refused (corrupt or hostile file)`);
+      }
+      len = Math.min(max, Math.max(2 * len, e.needBytes));
+    }
+  }
+}
+
+function openFile(path: string): MappedFile {
+  let addon: ReturnType<typeof loadAddon> | undefined;
+  try {
+    addon = loadAddon();
+  } catch {
+    addon = undefined; // not built: positioned reads below
+  }
+  return addon ? addon.mapFile(path) : fsFile(path);
+}
+
+/**
+ * Stand-in for the addon's MappedFile when the addon is not built: the same size/read/close, served by
+ * positioned fs reads (so even then no whole file is read). A native Model cannot be built on it.
+ */
+function fsFile(path: string): MappedFile {
+  const st = statSync(path);
+  if (!st.isFile()) throw new Error(`${path} is not a readable regular file`);
+  if (st.size === 0) throw new Error(`${path} is empty (0 bytes)`);
+  let closed = false;
+  return {
+    size: st.size,
+    read(offset, length) {
+      if (closed) throw new Error('MappedFile.read: the file was closed');
+      if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= st.size)) {
+        throw new Error(`MappedFile.read: bytes [${offset}, +${length}) lie outside the file (${st.size} bytes)`);
+      }
+      const out = new Uint8Array(length);
+      const fd = openSync(path, 'r');
+      try {
+        for (let done = 0; done < length;) {
+          const n = readSync(fd, out, done, length - done, offset + done);
+          if (n === 0) throw new Error(`${path} shrank while being read`);
+          done += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+      return out.buffer;
+    },
+    close() { closed = true; },
+  };
 }

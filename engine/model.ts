@@ -1,6 +1,6 @@
 // A loaded model: the memory-mapped GGUF, its tokenizer, the spec the native forward pass runs,
 // and the facts the engine reports about it (ModelInfo). One owner: dispose() releases the native
-// model; the mapping goes when the last context using it is gone.
+// model and closes the mapping, which the native side unmaps when the last context using it is gone.
 import { basename } from 'node:path';
 import { specFromGGUF } from './archTable';
 import { ggmlTypeName, openGGUF, type GGUFFile } from './gguf';
@@ -49,10 +49,16 @@ function tensorTypes(file: GGUFFile): Record<string, number> {
 export function loadModel(path: string, opts: LoadOptions = {}): Model {
   const t0 = performance.now();
   const addon = loadAddon();
-  const { file, buffer } = openGGUF(path);
-  const spec = specFromGGUF(file);
-  const tokenizer = Tokenizer.fromGGUF(file, { warn: opts.warn });
-  const native = new addon.Model(buffer, spec);
+  const { file, map } = openGGUF(path);
+  let spec: ModelSpec, tokenizer: Tokenizer, native: NativeModel;
+  try {
+    spec = specFromGGUF(file);
+    tokenizer = Tokenizer.fromGGUF(file, { warn: opts.warn });
+    native = new addon.Model(map, spec);
+  } catch (e) {
+    map.close();
+    throw e;
+  }
   const threads = opts.threads && opts.threads > 0 ? Math.floor(opts.threads) : addon.cpuInfo().physicalCores;
   const ctx = Math.max(1, Math.floor(opts.ctx && opts.ctx > 0 ? opts.ctx : Math.min(spec.n_ctx_train, DEFAULT_CTX)));
   const info: ModelInfo = {
@@ -84,6 +90,7 @@ export function loadModel(path: string, opts: LoadOptions = {}): Model {
       if (disposed) return;
       disposed = true;
       native.dispose();
+      map.close(); // unmapped once the native model's last context is gone
     },
   };
 }

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
-/** A weight tensor inside the mapped file: byte offset of its data, ggml type id, ne0 = row length, ne1 = rows. */
+/** A weight tensor inside the mapped file: absolute byte offset of its data, ggml type id, ne0 = row length, ne1 = rows. */
 export interface TensorRef {
   offset: number;
   type: number;
@@ -104,11 +104,27 @@ export interface AttentionTestArgs {
   threads: number;
 }
 
+/**
+ * A read-only memory map of a whole file, held natively (never an ArrayBuffer of the file: Node
+ * refuses those over 4 GiB and Electron's memory cage refuses external ones). A Model built on it
+ * keeps the mapping alive; it is unmapped once close() was called (or the handle collected) and no
+ * model uses it any more.
+ */
+export interface MappedFile {
+  /** File size in bytes (exact up to 2^53). */
+  readonly size: number;
+  /** A fresh copy of bytes [offset, offset + length): for the GGUF header, not for tensor data. */
+  read(offset: number, length: number): ArrayBuffer;
+  /** Lets go of the mapping (models built on it keep it until they are disposed); read() fails after. */
+  close(): void;
+}
+
 export interface Addon {
-  /** Read-only memory map of a whole file, unmapped when the buffer is collected. */
-  mapFile(path: string): ArrayBuffer;
+  /** Maps a whole file read-only; throws with the reason when it cannot be opened or is empty. */
+  mapFile(path: string): MappedFile;
   cpuInfo(): CpuInfo;
-  Model: new (file: ArrayBuffer, spec: ModelSpec) => NativeModel;
+  /** Weights read from `file`; every TensorRef is checked against the file's real size. */
+  Model: new (file: MappedFile, spec: ModelSpec) => NativeModel;
   Context: new (model: NativeModel, opts: ContextOptions) => NativeContext;
   /** Reference quantizer (used by the GGUF writer): n floats -> blocks of `type`. */
   quantize(type: number, data: Float32Array): Uint8Array;

@@ -2,9 +2,10 @@
 // inside a mapped GGUF), the Context (one request's KV caches; evalPrompt/decode run on libuv's
 // worker pool and return Promises), and test/benchmark hooks for the kernels.
 //
-// Ownership: the mapping belongs to its ArrayBuffer (munmap in the finalizer). A Model holds a
-// reference to that ArrayBuffer; a Context holds a reference to its Model; a running job holds a
-// reference to its Context. So nothing a computation reads can be freed under it.
+// Ownership: a file mapping is shared (shared_ptr) by its MappedFile handle (until close() or its
+// finalizer) and every Model built on it (until disposed with no live context); the last one unmaps.
+// A Context holds a reference to its Model; a running job holds a reference to its Context. So
+// nothing a computation reads can be freed under it.
 #include <napi.h>
 
 #if defined(__x86_64__)
@@ -40,6 +41,7 @@ namespace {
 
 struct AddonData {
   Napi::FunctionReference model_ctor;
+  Napi::FunctionReference mapped_ctor;
   std::unique_ptr<ThreadPool> hook_pool;  // for the test hooks, rebuilt when the thread count changes
 };
 
@@ -86,39 +88,88 @@ T arg_typed(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typ
   return info[i].As<T>();
 }
 
-// ---- mapFile ---------------------------------------------------------------------------------
+// ---- MappedFile ------------------------------------------------------------------------------
+
+// A read-only memory map of a whole file. It is never handed to JavaScript as an ArrayBuffer: Node
+// refuses Buffers over 4 GiB (a 7B Q4_K_M file is 4.1 GB) and Electron's V8 memory cage refuses
+// external ArrayBuffers altogether. JavaScript gets the size and small copies of byte ranges (the
+// GGUF header); the Model reads tensor data straight from the mapping.
+struct Mapping {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  Mapping(const uint8_t* d, size_t n) : data(d), size(n) {}
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() { ::munmap(const_cast<uint8_t*>(data), size); }
+};
+
+// The JS handle of a Mapping. Owners share the Mapping (shared_ptr): the handle until close() or its
+// finalizer, each Model until it is disposed and its last context is gone. Whoever lets go last unmaps,
+// so close() while a model computes is safe, in any finalization order.
+class MappedFileWrap : public Napi::ObjectWrap<MappedFileWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "MappedFile",
+                       {InstanceAccessor("size", &MappedFileWrap::Size, nullptr),
+                        InstanceMethod("read", &MappedFileWrap::Read), InstanceMethod("close", &MappedFileWrap::Close)});
+  }
+
+  MappedFileWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappedFileWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) fail(env, "mapFile(path): path must be a string");
+    const std::string path = info[0].As<Napi::String>();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(env, "cannot open " + path + ": " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      fail(env, path + " is not a readable regular file");
+    }
+    const size_t size = (size_t)st.st_size;
+    if (size == 0) {
+      ::close(fd);
+      fail(env, path + " is empty (0 bytes)");
+    }
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int map_errno = errno;
+    ::close(fd);  // the mapping keeps the file referenced
+    if (p == MAP_FAILED) fail(env, "cannot map " + path + ": " + std::strerror(map_errno));
+    map_ = std::make_shared<Mapping>(static_cast<const uint8_t*>(p), size);
+    size_ = size;
+  }
+
+  /** The mapping, or null once closed. */
+  std::shared_ptr<Mapping> mapping() const { return map_; }
+
+ private:
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)size_); }
+
+  // read(offset, length) -> a fresh ArrayBuffer holding a copy of bytes [offset, offset + length).
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!map_) fail(env, "MappedFile.read: the file was closed");
+    const int64_t kMax = (int64_t)1 << 53;
+    const int64_t offset = arg_int(info, 0, "MappedFile.read: offset", 0, kMax);
+    const int64_t length = arg_int(info, 1, "MappedFile.read: length", 0, kMax);
+    if ((uint64_t)offset > size_ || (uint64_t)length > size_ - (uint64_t)offset)
+      fail(env, "MappedFile.read: bytes [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                    ") lie outside the file (" + std::to_string(size_) + " bytes)");
+    Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, (size_t)length);
+    if (length > 0) std::memcpy(out.Data(), map_->data + offset, (size_t)length);
+    return out;
+  }
+
+  void Close(const Napi::CallbackInfo&) { map_.reset(); }
+
+  std::shared_ptr<Mapping> map_;
+  size_t size_ = 0;  // kept after close() so `size` stays meaningful
+};
 
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) fail(env, "mapFile(path): path must be a string");
-  const std::string path = info[0].As<Napi::String>();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(env, "cannot open " + path + ": " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail(env, path + " is not a readable regular file");
-  }
-  const size_t size = (size_t)st.st_size;
-  if (size == 0) {
-    ::close(fd);
-    fail(env, path + " is empty (0 bytes)");
-  }
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_errno = errno;
-  ::close(fd);  // the mapping keeps the file referenced
-  if (p == MAP_FAILED) fail(env, "cannot map " + path + ": " + std::strerror(map_errno));
-  napi_value ab;
-  napi_status status = napi_create_external_arraybuffer(
-      env, p, size, [](napi_env, void* data, void* hint) { ::munmap(data, (size_t)(uintptr_t)hint); },
-      (void*)(uintptr_t)size, &ab);
-  if (status == napi_ok) return Napi::Value(env, ab);
-  // Runtimes with a V8 memory cage (Electron) refuse external buffers: read the file into an
-  // ordinary ArrayBuffer instead (outside the JS heap, still never copied into JS objects).
-  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, size);
-  std::memcpy(buf.Data(), p, size);
-  ::munmap(p, size);
-  return buf;
+  AddonData* d = info.Env().GetInstanceData<AddonData>();
+  std::vector<napi_value> args;
+  for (size_t i = 0; i < info.Length(); i++) args.push_back(info[i]);
+  return d->mapped_ctor.New(args);
 }
 
 // ---- cpuInfo ---------------------------------------------------------------------------------
@@ -165,13 +216,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsArrayBuffer() || !info[1].IsObject())
-      fail(env, "new Model(buffer: ArrayBuffer, spec: ModelSpec)");
-    Napi::ArrayBuffer buf = info[0].As<Napi::ArrayBuffer>();
-    base_ = static_cast<const uint8_t*>(buf.Data());
-    size_ = buf.ByteLength();
+    AddonData* d = env.GetInstanceData<AddonData>();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(d->mapped_ctor.Value()) ||
+        !info[1].IsObject())
+      fail(env, "new Model(file: MappedFile, spec: ModelSpec): file must come from mapFile(path)");
+    std::shared_ptr<Mapping> map = Napi::ObjectWrap<MappedFileWrap>::Unwrap(info[0].As<Napi::Object>())->mapping();
+    if (!map) fail(env, "new Model: the mapped file was closed");
+    base_ = map->data;
+    size_ = map->size;
     Load(env, info[1].As<Napi::Object>());
-    buffer_ = Napi::Persistent(buf);  // the mapping outlives the model
+    map_ = std::move(map);  // the mapping outlives the model
   }
 
   const ModelWeights& weights() const { return w_; }
@@ -187,9 +241,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     disposed_ = true;
     Release();
   }
-  // The buffer reference goes once the model is disposed and no context still computes with it.
+  // The model lets go of the mapping once it is disposed and no context still computes with it.
   void Release() {
-    if (disposed_ && live_contexts_ == 0 && !buffer_.IsEmpty()) buffer_.Reset();
+    if (disposed_ && live_contexts_ == 0) map_.reset();
   }
 
   // A TensorRef from the spec, checked: supported type, whole rows, data inside the buffer, shape.
@@ -321,7 +375,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   std::vector<std::vector<float>> owned_;
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
-  Napi::Reference<Napi::ArrayBuffer> buffer_;
+  std::shared_ptr<Mapping> map_;
   int live_contexts_ = 0;
   bool disposed_ = false;
 };
@@ -776,6 +830,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);
   Napi::Function model = ModelWrap::Define(env);
   data->model_ctor = Napi::Persistent(model);
+  data->mapped_ctor = Napi::Persistent(MappedFileWrap::Define(env));
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
   exports.Set("Model", model);

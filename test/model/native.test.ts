@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { specFromGGUF } from '../../engine/archTable';
-import { openGGUF, parseGGUF } from '../../engine/gguf';
+import { openGGUF } from '../../engine/gguf';
 import { makeModel } from '../../engine/makeModel';
 import { loadModel } from '../../engine/model';
 import { loadAddon, type ModelSpec } from '../../engine/native';
@@ -19,8 +19,8 @@ describe('mapFile', () => {
     const p = join(dir, 'x.bin');
     writeFileSync(p, Buffer.from([1, 2, 3, 250]));
     const b = addon.mapFile(p);
-    expect(b.byteLength).toBe(4);
-    expect([...new Uint8Array(b)]).toEqual([1, 2, 3, 250]);
+    expect(b.size).toBe(4);
+    expect([...new Uint8Array(b.read(0, b.size))]).toEqual([1, 2, 3, 250]);
   });
   test('empty, missing and non-regular files give errors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fc-map-'));
@@ -40,19 +40,19 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
     type: 'F32', vocabFrom: fixture('arch', 'llama-tiny.gguf'), seed: 7, out: join(mkdtempSync(join(tmpdir(), 'fc-big-')), 'm.gguf') }).path);
 
   test('the native Model re-checks every tensor against the buffer (defence in depth)', () => {
-    const { file, buffer } = openGGUF(path);
+    const { file, map } = openGGUF(path);
     const spec = specFromGGUF(file);
     const bad = (mut: (s: ModelSpec) => void) => {
       const s: ModelSpec = structuredClone(spec);
       mut(s);
-      return () => new addon.Model(buffer, s);
+      return () => new addon.Model(map, s);
     };
-    expect(bad((s) => { s.layers[1].wq!.offset = buffer.byteLength - 10; })).toThrow(/layers\[1\]\.wq data .* outside the file/);
+    expect(bad((s) => { s.layers[1].wq!.offset = map.size - 10; })).toThrow(/layers\[1\]\.wq data .* outside the file/);
     expect(bad((s) => { s.output = { ...s.output, type: 3 }; })).toThrow(/spec\.output has unsupported type 3/);
     expect(bad((s) => { s.layers[0].ffn_down.ne0 = 64; })).toThrow(/layers\[0\]\.ffn_down has shape \[64, 64\]/);
     expect(bad((s) => { delete (s.layers[0] as Partial<typeof s.layers[0]>).wo; })).toThrow(/layers\[0\]\.wo is missing/);
     expect(bad((s) => { s.n_head_kv = 3; })).toThrow(/multiple of n_head_kv/);
-    expect(() => new addon.Model(buffer, spec).dispose()).not.toThrow();
+    expect(() => new addon.Model(map, spec).dispose()).not.toThrow();
   });
 
   test('the JS spec builder names a missing or misshapen tensor', () => {
@@ -180,7 +180,7 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
   });
 
   test('a GGUF that is not a model gives a clear error', () => {
-    expect(() => specFromGGUF(parseGGUF(new Uint8Array(addon.mapFile(fixture('vocab', 'ggml-vocab-gpt-2.gguf'))))))
+    expect(() => specFromGGUF(openGGUF(fixture('vocab', 'ggml-vocab-gpt-2.gguf')).file))
       .toThrow(/unsupported architecture|embedding_length|missing/);
   });
 });
