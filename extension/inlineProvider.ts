@@ -51,17 +51,28 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     const s = this.settings();
     const skip = (why: string) => { this.log('info', `#${id} no completion: ${why}`); return undefined; };
     if (!s.enable) return skip('disabled (forkcast.enable)');
-    if (ctx.selectedCompletionInfo) return skip('the suggest widget is open');
     const t0 = performance.now();
-    const { prefix, suffix, lines, cursorLine } = cursorContext(doc, pos, s.contextTokens);
-    const lineSuffix = doc.lineAt(pos.line).text.slice(pos.character);
+    // With the suggest widget open, VS Code shows ghost text only if it extends the highlighted
+    // suggestion: complete as if that suggestion were accepted, and replace its range.
+    const sel = ctx.selectedCompletionInfo;
+    const start = sel ? sel.range.start : pos;
+    const lead = sel ? sel.text : '';
+    const range = sel ? sel.range : new vscode.Range(pos, pos);
+    const around = cursorContext(doc, start, s.contextTokens);
+    const prefix = around.prefix + lead;
+    const suffix = sel ? cursorContext(doc, sel.range.end, s.contextTokens).suffix : around.suffix;
+    const { lines, cursorLine } = around;
+    const lineText = doc.lineAt(pos.line).text;
+    const lineSuffix = lineText.slice(range.end.character);
+    const linePrefix = lineText.slice(0, start.character) + lead;
+    const itemsOf = (texts: string[]) => texts.map((t) => new vscode.InlineCompletionItem(lead + t, range));
 
     const hit = this.cache.get(prefix, suffix);
     if (hit) {
       const items = hit.candidates.map((c) => c.text);
       this.log('info', `#${id} ${hit.typed ? `typing-through (${hit.typed} chars typed)` : 'cache hit'}: ${items.length} candidates`);
       this.completed.fire({ uri: doc.uri.toString(), line: pos.line, character: pos.character, items, source: 'cache', latencyMs: performance.now() - t0 });
-      return items.map((t) => new vscode.InlineCompletionItem(t, new vscode.Range(pos, pos)));
+      return itemsOf(items);
     }
 
     if (ctx.triggerKind === vscode.InlineCompletionTriggerKind.Automatic && s.debounceMs > 0) {
@@ -78,7 +89,7 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     const editor = vscode.window.visibleTextEditors.find((e) => e.document === doc);
     const tabSize = typeof editor?.options.tabSize === 'number' ? editor.options.tabSize : 4;
     const insertSpaces = editor ? editor.options.insertSpaces !== false : true;
-    const singleLine = !wantsMultiLine(lines, cursorLine, pos.character, tabSize);
+    const singleLine = sel ? true : !wantsMultiLine(lines, cursorLine, pos.character, tabSize);
 
     const tReq = performance.now();
     let result: CompleteResult;
@@ -104,7 +115,7 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     const seen = new Set<string>();
     const shaped = [];
     for (const c of result.candidates) {
-      const t = shapeCandidate(c.text, { singleLine, lineSuffix, linePrefix: doc.lineAt(pos.line).text.slice(0, pos.character), style: { insertSpaces, tabSize } });
+      const t = shapeCandidate(c.text, { singleLine, lineSuffix, linePrefix, style: { insertSpaces, tabSize } });
       if (!t || seen.has(t)) continue;
       seen.add(t);
       shaped.push({ text: t, score: c.score, count: c.count });
@@ -113,7 +124,7 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     const tm = result.timings;
     this.log(
       'info',
-      `#${id} ${doc.languageId} ${pos.line + 1}:${pos.character + 1} ${singleLine ? 'single-line' : 'multi-line'} n=${s.candidates}: ` +
+      `#${id} ${doc.languageId} ${pos.line + 1}:${pos.character + 1} ${singleLine ? 'single-line' : 'multi-line'}${sel ? ` after suggestion ${JSON.stringify(lead)}` : ''} n=${s.candidates}: ` +
         `${shaped.length} shown of ${result.candidates.length} in ${ms.toFixed(0)} ms ` +
         `(prompt ${tm.prompt_tokens} tok, ${tm.reused_tokens} reused, prefill ${tm.prefill_ms.toFixed(0)} ms; ` +
         `${tm.generated_tokens} tok in ${tm.decode_ms.toFixed(0)} ms)`,
@@ -121,7 +132,7 @@ export class InlineProvider implements vscode.InlineCompletionItemProvider, vsco
     const items = shaped.map((c) => c.text);
     this.completed.fire({ uri: doc.uri.toString(), line: pos.line, character: pos.character, items, source: 'engine', latencyMs: performance.now() - t0, result });
     if (token.isCancellationRequested) return skip('cancelled after the answer (kept in the cache)');
-    return items.map((t) => new vscode.InlineCompletionItem(t, new vscode.Range(pos, pos)));
+    return itemsOf(items);
   }
 
   dispose() {

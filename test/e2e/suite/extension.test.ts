@@ -154,6 +154,25 @@ export function defineTests() {
       }
     });
 
+    test('with the suggest widget open, ghost text extends the highlighted suggestion', async () => {
+      const text = 'def total_sum(values):\n    return sum(values)\n\n\nresult = tot';
+      await editor.edit((b) => b.replace(new vscode.Range(0, 0, editor.document.lineCount, 0), text));
+      const doc = editor.document;
+      const end = doc.positionAt(text.length);
+      const range = new vscode.Range(end.line, end.character - 3, end.line, end.character); // "tot"
+      api.provider.clearCache();
+      const items = await api.provider.provideInlineCompletionItems(
+        doc, end,
+        { triggerKind: vscode.InlineCompletionTriggerKind.Automatic, selectedCompletionInfo: { range, text: 'total_sum' } },
+        new vscode.CancellationTokenSource().token,
+      );
+      assert.ok(items && items.length >= 1, 'candidates while the widget is open');
+      for (const it of items) {
+        assert.ok(String(it.insertText).startsWith('total_sum'), JSON.stringify(it.insertText));
+        assert.ok(it.range?.isEqual(range), 'replaces the suggestion\'s range');
+      }
+    });
+
     test('typing on: the next request reuses the previous prompt KV in the engine', async () => {
       const base = 'def mean(values):\n    total = sum(values)\n    return total / len(values)\n\n\nresult = mean([1, 2])\n'
       api.provider.clearCache();
