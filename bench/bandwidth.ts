@@ -7,7 +7,7 @@
 // the tables say which method produced the figure.
 import { Worker } from 'node:worker_threads';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The repository root: dist/bench.js lives one level below it. */
@@ -29,8 +29,25 @@ export function compileIfStale(compiler: string, src: string, out: string, flags
   }
 }
 
-/** Native probe (bwprobe.c) when it compiles, else the JS read loop. */
-export async function measureBandwidth(threads = 2, mib = 512, trials = 3): Promise<Bandwidth> {
+/** Size of the last-level cache in bytes (Linux sysfs), or undefined. */
+export function lastLevelCacheBytes(): number | undefined {
+  try {
+    const dir = '/sys/devices/system/cpu/cpu0/cache';
+    let best: number | undefined;
+    for (const idx of readdirSync(dir).filter((d) => d.startsWith('index'))) {
+      const m = /^(\d+)([KMG]?)/.exec(readFileSync(join(dir, idx, 'size'), 'utf8').trim());
+      if (!m) continue;
+      const v = Number(m[1]) * ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 } as Record<string, number>)[m[2]];
+      if (best === undefined || v > best) best = v;
+    }
+    return best;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Native probe (bwprobe.c) when it compiles, else the JS read loop. The buffer (1 GiB) is larger than the LLC. */
+export async function measureBandwidth(threads = 2, mib = 1024, trials = 3): Promise<Bandwidth> {
   const root = repoRoot();
   const src = join(root, 'bench', 'llama-harness', 'bwprobe.c');
   const exe = join(root, '.cache', 'bench-bin', 'bwprobe');

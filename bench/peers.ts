@@ -31,7 +31,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync, statSync } from '
 import { basename, join } from 'node:path';
 import { openGGUF } from '../engine/gguf';
 import { Rng, Sampler, argmax, DEFAULT_SAMPLER } from '../engine/sampler';
-import { measureBandwidth, repoRoot, compileIfStale, type Bandwidth } from './bandwidth';
+import { measureBandwidth, repoRoot, compileIfStale, lastLevelCacheBytes, type Bandwidth } from './bandwidth';
 import { printTable, ratio, bytes, type Row } from './table';
 import { ensureBenchModels, type BenchModel } from './models';
 
@@ -278,6 +278,9 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
   const tokFile = join(repoRoot(), '.cache', 'bench-bin', `tokens-${nVocab}.txt`);
   writeFileSync(tokFile, tokens.join(' ') + '\n');
   const { perToken } = weightBytesPerToken(m.path);
+  // Weights that fit in the last-level cache can be read faster than DRAM streams: the bound is then no bound.
+  const llc = lastLevelCacheBytes();
+  const fitsLLC = llc !== undefined && perToken <= llc ? ` (weights ${bytes(perToken)} fit in the ${bytes(llc)} LLC)` : '';
 
   const fc = await tryOr(`${m.name} Forkcast load`, errors, () => openForkcast(m.path, a.threads));
   const nl = await tryOr(`${m.name} node-llama-cpp load`, errors, () => openNodeLlama(m.path, a.threads, a.fa));
@@ -305,7 +308,7 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
         'Forkcast tok/s': f, 'llama.cpp tok/s': l, 'llama.cpp harness tok/s': hh,
         // Against llama.cpp's better figure of the two ways of running it.
         'Forkcast / llama.cpp': ratio(f, l === undefined ? hh : hh === undefined ? l : Math.max(l, hh)),
-        'bw bound tok/s': bound, 'Forkcast % of bound': bound && f ? `${((100 * f) / bound).toFixed(0)}%` : undefined,
+        'bw bound tok/s': bound, 'Forkcast % of bound': bound && f ? `${((100 * f) / bound).toFixed(0)}%${fitsLLC}` : undefined,
       });
     }
     if (a.rows.has('n16')) {
@@ -339,7 +342,7 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
         'Forkcast tok/s': f, 'llama.cpp tok/s': undefined, 'llama.cpp harness tok/s': hh,
         'Forkcast / llama.cpp': ratio(f, hh),
         'bw bound tok/s': bound,
-        'Forkcast % of bound': fcDecodeRate ? `${((100 * fcDecodeRate) / bound).toFixed(0)}% (decode)` : undefined,
+        'Forkcast % of bound': fcDecodeRate ? `${((100 * fcDecodeRate) / bound).toFixed(0)}% (decode)${fitsLLC}` : undefined,
       });
       rows.push({
         model: m.name, test: `  n${PAR_N} prefill / decode ms`,
@@ -366,7 +369,8 @@ export async function benchPeers(): Promise<void> {
   if ('error' in h) errors.push(`llama.cpp harness: ${h.error}`);
   const harness = 'error' in h ? undefined : h;
   console.log(`threads: ${a.threads}, reps: pp/tg ${a.reps}, n16 ${a.parReps} (best of, sides interleaved), llama.cpp flash attention: ${a.fa}`);
-  console.log(`memory bandwidth: ${(bw.bytesPerSec / 1e9).toFixed(1)} GB/s (${bw.method})`);
+  const llc = lastLevelCacheBytes();
+  console.log(`memory bandwidth: ${(bw.bytesPerSec / 1e9).toFixed(1)} GB/s (${bw.method}); last-level cache ${llc ? bytes(llc) : 'unknown'} (shared with the host's other tenants)`);
   const rows: Row[] = [];
   // The machine is shared: the load average beside each model tells how disturbed its figures may be.
   const load = () => { try { return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '); } catch { return '?'; } };
