@@ -93,6 +93,8 @@ export interface CpuInfo {
   avx2: boolean;
   avx512: boolean;
   avx512vnni: boolean;
+  /** The matmul kernel family chosen at run time ('amx', 'avx512vnni', 'avx2', 'scalar'). */
+  kernels: string;
 }
 
 export interface AttentionTestArgs {
@@ -127,7 +129,7 @@ export interface Addon {
   Model: new (file: MappedFile, spec: ModelSpec) => NativeModel;
   Context: new (model: NativeModel, opts: ContextOptions) => NativeContext;
   /** Reference quantizer (used by the GGUF writer): n floats -> blocks of `type`. */
-  quantize(type: number, data: Float32Array): Uint8Array;
+  quantize(type: number, data: Float32Array, threads?: number): Uint8Array;
   /** Decodes n elements of `type` from bytes. */
   dequantize(type: number, data: Uint8Array, n: number): Float32Array;
   /** y = x W^T through the production matmul kernels (tests and benchmarks). */

@@ -203,6 +203,7 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   o.Set("avx512", false);
   o.Set("avx512vnni", false);
 #endif
+  o.Set("kernels", matmul_isa());  // the matmul family chosen at run time: amx, avx512vnni, avx2, scalar
   return o;
 }
 
@@ -601,8 +602,11 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
   const int64_t bs = ggml_block_size(type), n = (int64_t)x.ElementLength();
   if (bs <= 0) fail(env, "quantize: unsupported type " + std::to_string(type));
   if (n % bs != 0) fail(env, "quantize: " + std::to_string(n) + " elements is not a multiple of " + std::to_string(bs));
+  // K-quant scale searches run ~10M elements/s per thread: real-shape models need every core.
+  const int threads = info.Length() > 2 && !info[2].IsUndefined()
+                          ? (int)arg_int(info, 2, "quantize: threads", 1, 256) : physical_cores();
   Napi::Uint8Array y = Napi::Uint8Array::New(env, (size_t)ggml_row_size(type, n));
-  quantize_row(type, x.Data(), y.Data(), n);
+  quantize_row_parallel(type, x.Data(), y.Data(), n, hook_pool(env, threads));
   return y;
 }
 
