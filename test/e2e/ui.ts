@@ -397,19 +397,25 @@ async function main() {
       await editUserSettings({ ...fast, 'forkcast.model': usesBundled ? '' : models.primary, 'forkcast.candidates': 64, 'forkcast.maxTokens': 1024 });
       await until('the first model to be loaded again', 60_000, async () => loads() > loadsBefore, 100);
       await until('Forkcast ready', 30_000, async () => !/starting|loading|error/.test(await statusText(page)) || undefined, 100);
-      // Kill the moment the status bar says a request is in flight.
-      await page.exposeFunction('forkcastKillEngine', () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
-      await page.evaluate(() => {
-        const obs = new MutationObserver(() => {
-          const el = [...document.querySelectorAll('.statusbar-item')].find((e) => (e.textContent ?? '').includes('Forkcast busy'));
-          if (el) { obs.disconnect(); (window as unknown as { forkcastKillEngine: () => void }).forkcastKillEngine(); }
-        });
-        obs.observe(document.querySelector('.part.statusbar')!, { subtree: true, childList: true, characterData: true, attributes: true });
-      });
       await page.keyboard.press('Control+End');
       await page.keyboard.press('Enter');
       await page.keyboard.press('Shift+Tab');
-      await page.keyboard.type('def slow(count):\n', { delay: 40 });
+      // Type the line, then Enter: requests made mid-typing are superseded by the next key; the
+      // one after Enter (body of a new function) is long and nothing cancels it.
+      await page.keyboard.type('def slow(count):', { delay: 40 });
+      await page.keyboard.press('Enter');
+      await sleep(60); // the superseded request is gone; the new one waits out the 120 ms debounce
+      // Kill the moment the status bar says a request is in flight.
+      await page.exposeFunction('forkcastKillEngine', () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
+      await page.evaluate(() => {
+        const check = () => {
+          const el = [...document.querySelectorAll('.statusbar-item')].find((e) => (e.textContent ?? '').includes('Forkcast busy'));
+          if (el) { obs.disconnect(); (window as unknown as { forkcastKillEngine: () => void }).forkcastKillEngine(); }
+        };
+        const obs = new MutationObserver(check);
+        obs.observe(document.querySelector('.part.statusbar')!, { subtree: true, childList: true, characterData: true, attributes: true });
+        check();
+      });
       await until('the engine to be killed', 20_000, async () => !enginePids(ext).includes(pid) || undefined, 20);
       // The editor keeps working while the engine is down.
       await page.keyboard.type('return len(', { delay: 30 });
