@@ -213,7 +213,9 @@ export function startServer(opts: ServerOptions): MessageConnection {
       // The previous model keeps serving until the new one has loaded.
       loaded = opts.load(path, { ctx: p.ctx, threads: p.threads ?? threads });
     } catch (e) {
-      const msg = `${path}: ${(e as Error).message}`;
+      // The reader's errors already name the file; others get it in front.
+      const m = (e as Error).message;
+      const msg = m.includes(path) ? m : `${path}: ${m}`;
       log('error', `loadModel failed: ${msg}`);
       notify(progressNotification, { message: `failed: ${msg}`, fraction: 1 });
       throw new ResponseError(ErrorCodes.BadModel, msg);

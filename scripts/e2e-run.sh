@@ -25,7 +25,7 @@ if [ $run_ui = 1 ]; then
   echo "== UI end-to-end (.vsix in code-server, driven by Chromium) =="
   vsix="${E2E_DIR:-.e2e}/forkcast-e2e.vsix"
   mkdir -p "$(dirname "$vsix")"
-  if npx vsce package --no-dependencies --allow-missing-repository --skip-license --no-rewrite-relative-links -o "$vsix" >"$vsix.log" 2>&1; then
+  if npx vsce package --no-dependencies --allow-missing-repository --no-rewrite-relative-links -o "$vsix" >"$vsix.log" 2>&1; then
     timeout 900 node out/test/ui.js "$vsix" || rc=1
   else
     echo "e2e: vsce package failed:"; tail -20 "$vsix.log"; rc=1
