@@ -93,12 +93,17 @@ constexpr int TILE = 4;
 
 inline int8_t round_i8(float v) { return (int8_t)std::nearbyint(v); }  // half to even, like cvtps2dq
 
+// The scale of a 32-element activation block for Q8_0/Q4_0 weights, amax/127 held in fp16: ggml's
+// block_q8_0 stores d as ggml_half (ggml-common.h), so llama.cpp's dot products use the rounded
+// scale. Keeping the same rounding makes our logits agree with llama.cpp's bit for bit far more often.
+inline float q8_scale(float amax) { return fp16_to_fp32(fp32_to_fp16(amax / 127.0f)); }
+
 void quant_act_q8_scalar(const float* x, int64_t K, ActQ8Row y) {
   for (int64_t b = 0; b < K / 32; b++, x += 32) {
     float amax = 0;
     for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f, id = amax ? 127.0f / amax : 0.0f;
-    y.d[b] = d;
+    const float id = amax ? 127.0f / amax : 0.0f;
+    y.d[b] = q8_scale(amax);
     for (int j = 0; j < 32; j++) y.qs[32 * b + j] = round_i8(x[j] * id);
   }
 }

@@ -41,15 +41,19 @@ const run = (s: ModelSession, p: Partial<CompleteParams>) => complete(s, { prefi
 const key = (r: Awaited<ReturnType<typeof complete>>) => r.candidates.map((c) => `${c.count}:${c.text}`);
 
 describe.skipIf(!HAVE_SHARED)('complete on a real model file', () => {
+  // On the F32 model: with Q8_0 weights the batched (n=16, AMX tiles) and single-row kernels round
+  // activations identically but sum in another order, and this random-weight model has greedy
+  // near-ties that such ulp-level differences flip; that is kernel rounding, not the sampling loop
+  // this test is about (kernel agreement is proven in test/native/matmul.test.ts).
   it('temperature 0 with n=16 gives one merged candidate equal to greedy generate', async () => {
-    const s = new ModelSession(model);
+    const s = new ModelSession(f32Model);
     const r = await run(s, { n: 16, temperature: 0, maxTokens: 16 });
     expect(r.candidates).toHaveLength(1);
     expect(r.candidates[0].count).toBe(16);
     expect(r.timings.generated_tokens).toBeGreaterThanOrEqual(16);
 
-    const prompt = buildPrompt(model.tokenizer, s.template, PREFIX, SUFFIX, 512 - 8);
-    const g = await generate(new ModelSession(model), prompt.ids, { maxTokens: 16, temperature: 0 }, never);
+    const prompt = buildPrompt(f32Model.tokenizer, s.template, PREFIX, SUFFIX, 512 - 8);
+    const g = await generate(new ModelSession(f32Model), prompt.ids, { maxTokens: 16, temperature: 0 }, never);
     console.log(`greedy: ${JSON.stringify(g.text)}`);
     expect(r.tokens).toEqual(g.ids.filter((id) => !prompt.stopIds.has(id)).slice(0, r.tokens.length));
     expect(r.text).toBe(g.text);

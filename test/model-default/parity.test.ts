@@ -8,13 +8,18 @@
 // and printed below); 3% leaves room for other thread counts and ISAs. A wrong rope layout, a missing
 // Q/K permutation, a wrong GQA grouping or norm epsilon moves them by tens of percent and flips the argmax.
 // Greedy ids (and the argmax) must match up to the first step whose reference top-1/top-2 margin is
-// below 0.1, where activation rounding may legitimately pick the other token.
+// below NEAR_TIE, where activation rounding may legitimately pick the other token: llama.cpp itself
+// moves log-probs by up to ~0.1 from PyTorch on these prompts (printed below, asserted < 0.25), and
+// Forkcast rounds activations exactly as llama.cpp does (fp16 block scales included), so a margin
+// smaller than llama.cpp's own tolerance is no promise for either engine.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadModel } from '../../engine/model';
 import { loadAddon } from '../../engine/native';
+
+const NEAR_TIE = 0.25;
 
 const ROOT = resolve(__dirname, '..', '..');
 const MODEL = resolve(ROOT, 'models', 'forkcast-default-q8_0.gguf');
@@ -61,7 +66,7 @@ describe.skipIf(!haveAddon)('default model: Forkcast vs PyTorch (float32, same Q
         }
         const rel = err / range;
         expect(rel, p.text).toBeLessThan(0.03);
-        if (p.greedy_gaps[0] >= 0.1) expect(argmax(logits), p.text).toBe(argmax(p.last_logits));
+        if (p.greedy_gaps[0] >= NEAR_TIE) expect(argmax(logits), p.text).toBe(argmax(p.last_logits));
 
         // greedy continuation through the decode path (bifurcated attention over the prompt KV)
         ctx.beginSamples(1, 'bifurcated');
@@ -71,7 +76,7 @@ describe.skipIf(!haveAddon)('default model: Forkcast vs PyTorch (float32, same Q
           ids.push(argmax(l));
           if (step + 1 < p.greedy.length) l = await ctx.decode(Int32Array.of(0), Int32Array.of(ids[step]));
         }
-        let firstClose = p.greedy_gaps.findIndex((g) => g < 0.1);
+        let firstClose = p.greedy_gaps.findIndex((g) => g < NEAR_TIE);
         if (firstClose < 0) firstClose = p.greedy.length;
         expect(ids.slice(0, firstClose), p.text).toEqual(p.greedy.slice(0, firstClose));
         const same = ids.findIndex((t, i) => t !== p.greedy[i]);
@@ -137,7 +142,7 @@ describe.skipIf(!haveLlamaCpp)('default model: llama.cpp vs PyTorch', () => {
           }
           lines.push(`  ${JSON.stringify(p.text.slice(0, 40)).padEnd(46)} max|dlog p| ${err.toFixed(3)} over ${n} tokens`);
           expect(err, p.text).toBeLessThan(0.25);
-          if (p.greedy_gaps[0] >= 0.1) expect(best, p.text).toBe(argmax(p.last_logits));
+          if (p.greedy_gaps[0] >= NEAR_TIE) expect(best, p.text).toBe(argmax(p.last_logits));
         } finally {
           await c.dispose();
         }

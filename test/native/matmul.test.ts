@@ -48,14 +48,24 @@ function rint(v: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
+// Nearest fp16 value of a float (ties to even), for the Q8_0 activation scale.
+function f16round(v: number): number {
+  if (v === 0) return 0;
+  const e = Math.max(Math.floor(Math.log2(Math.abs(v))), -14); // below 2^-14 fp16 is subnormal
+  const step = 2 ** (e - 10);
+  return rint(v / step) * step;
+}
+
 // Activations as the kernels see them: each block of `qk` replaced by d * round(x * 127/amax),
-// with d = amax/127 and the products in float32 (Math.fround) like the native code.
+// with d = amax/127 (rounded to fp16 for 32-blocks, as ggml's block_q8_0 stores it) and the
+// products in float32 (Math.fround) like the native code.
 function quantizedActivations(x: Float32Array, qk: number): Float64Array {
   const out = new Float64Array(x.length);
   for (let b = 0; b < x.length; b += qk) {
     let amax = 0;
     for (let j = b; j < b + qk; j++) amax = Math.max(amax, Math.abs(x[j]));
-    const d = Math.fround(amax / 127), id = amax ? Math.fround(127 / amax) : 0;
+    const d32 = Math.fround(amax / 127), id = amax ? Math.fround(127 / amax) : 0;
+    const d = qk === 32 ? f16round(d32) : d32;
     for (let j = b; j < b + qk; j++) out[j] = d * rint(Math.fround(x[j] * id));
   }
   return out;
