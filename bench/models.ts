@@ -68,9 +68,13 @@ function vocabFile(kind: Shape['vocab']): { path: string; note: string } {
   return { path: shared, note: 'DeepSeek-Coder vocab (shared/fixtures/vocab)' };
 }
 
-function vocabSize(path: string): number {
-  const { file } = openGGUF(path);
-  return file.getArray('tokenizer.ggml.tokens').length;
+export function vocabSize(path: string): number {
+  const { file, map } = openGGUF(path);
+  try {
+    return file.getArray('tokenizer.ggml.tokens').length;
+  } finally {
+    map.close();
+  }
 }
 
 /** The bundled default model, if present: models/forkcast-default*.gguf. */

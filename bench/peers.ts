@@ -33,7 +33,7 @@ import { openGGUF } from '../engine/gguf';
 import { Rng, Sampler, argmax, DEFAULT_SAMPLER } from '../engine/sampler';
 import { measureBandwidth, repoRoot, compileIfStale, lastLevelCacheBytes, type Bandwidth } from './bandwidth';
 import { printTable, ratio, bytes, type Row } from './table';
-import { ensureBenchModels, type BenchModel } from './models';
+import { ensureBenchModels, vocabSize, type BenchModel } from './models';
 
 const PP_TOKENS = 512;
 const TG_TOKENS = 128;
@@ -88,7 +88,8 @@ export function benchTokens(nVocab: number, count: number, seed = SEED): number[
 
 /** Bytes of weights one decode step reads: every tensor but the embedding table (one row per token), unless it is also the output. */
 export function weightBytesPerToken(path: string): { perToken: number; total: number } {
-  const { file } = openGGUF(path);
+  const { file, map } = openGGUF(path);
+  map.close(); // only the header is needed
   const tied = !file.tensors.some((t) => t.name === 'output.weight');
   let total = 0;
   let perToken = 0;
@@ -362,7 +363,7 @@ export async function benchPeers(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const errors: string[] = [];
   const models = a.file
-    ? [{ name: basename(a.file), path: a.file, vocab: openGGUF(a.file).file.getArray('tokenizer.ggml.tokens').length }]
+    ? [{ name: basename(a.file), path: a.file, vocab: vocabSize(a.file) }]
     : await ensureBenchModels(a.quick && !a.models ? ['qwen2.5-coder-0.5b-shape Q8_0'] : a.models, (l) => console.log(l));
   const bw = await measureBandwidth(a.threads);
   const h = buildHarness();
