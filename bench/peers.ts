@@ -26,7 +26,7 @@
 // --file=PATH (any GGUF instead), --rows=pp,tg,n16, --threads=N (default 2),
 // --fa=auto|on|off (llama.cpp flash attention), --harness-check=first|all|none (the harness's pp/tg
 // rows, which check it against node-llama-cpp: first model only by default).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { openGGUF } from '../engine/gguf';
@@ -101,10 +101,7 @@ export function weightBytesPerToken(path: string): { perToken: number; total: nu
 }
 
 // ---------------------------------------------------------------------------------------------
-// llama.cpp: node-llama-cpp (ESM-only, so imported with a real dynamic import from this CJS bundle)
-
-// eslint-disable-next-line @typescript-eslint/no-implied-eval
-const importESM = new Function('m', 'return import(m)') as (m: string) => Promise<any>;
+// llama.cpp: node-llama-cpp, in a child process (bench/nodeLlamaWorker.mjs says why)
 
 interface LlamaSide {
   pp(tokens: number[]): Promise<number>;
@@ -113,41 +110,69 @@ interface LlamaSide {
 }
 
 async function openNodeLlama(path: string, threads: number, fa: PeersArgs['fa']): Promise<LlamaSide> {
-  const { getLlama } = await importESM('node-llama-cpp');
-  const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error', maxThreads: threads });
-  const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
-  const context = await model.createContext({
-    contextSize: PP_TOKENS + TG_TOKENS + 256,
-    batchSize: PP_TOKENS,
-    sequences: 1,
-    threads: { ideal: threads, min: threads },
-    flashAttention: fa === 'auto' ? 'auto' : fa === 'on', // 'auto' = llama.cpp decides, as the harness's AUTO
+  const child = fork(join(repoRoot(), 'bench', 'nodeLlamaWorker.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const pending = new Map<number, { resolve: (v: number) => void; reject: (e: Error) => void }>();
+  let next = 0;
+  child.on('message', (m: { id: number; value?: number; error?: string }) => {
+    const p = pending.get(m.id);
+    pending.delete(m.id);
+    if (m.error !== undefined) p?.reject(new Error(m.error));
+    else p?.resolve(m.value ?? 0);
   });
-  const seq = context.getSequence();
+  child.on('exit', (code, signal) => {
+    for (const p of pending.values()) p.reject(new Error(`node-llama-cpp worker exited (${signal ?? code})`));
+    pending.clear();
+  });
+  const call = (op: string, args: Record<string, unknown> = {}) =>
+    new Promise<number>((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      child.send({ id, op, ...args });
+    });
+  await call('open', { path, threads, fa, ppTokens: PP_TOKENS, contextSize: PP_TOKENS + TG_TOKENS + 256 });
   return {
-    async pp(tokens) {
-      await seq.clearHistory();
-      const t0 = performance.now();
-      await seq.evaluateWithoutGeneratingNewTokens(tokens.slice(0, PP_TOKENS));
-      return performance.now() - t0;
-    },
-    async tg(tokens) {
-      await seq.clearHistory();
-      // evaluate() decodes the given ids, samples (greedy), yields; next(id) replaces the sample with our id.
-      const it = seq.evaluate([tokens[0]], { temperature: 0, yieldEogToken: true });
-      await it.next();
-      const t0 = performance.now();
-      for (let i = 1; i <= TG_TOKENS; i++) await it.next(tokens[i]);
-      const ms = performance.now() - t0;
-      await it.return(undefined);
-      return ms;
-    },
+    pp: (tokens) => call('pp', { tokens: tokens.slice(0, PP_TOKENS), n: PP_TOKENS }),
+    tg: (tokens) => call('tg', { tokens: tokens.slice(0, TG_TOKENS + 1), n: TG_TOKENS }),
     async dispose() {
-      await context.dispose();
-      await model.dispose();
-      await llama.dispose();
+      await call('dispose').catch(() => undefined);
+      if (child.exitCode === null) child.kill();
     },
   };
+}
+
+/**
+ * node-llama-cpp in a child process (this bundle re-run with --nl-child): llama.cpp's prebuilt CPU
+ * variant for this CPU (sapphirerapids) sometimes dies here with SIGILL, and a crash must cost one
+ * measurement, not the whole benchmark. One retry per call.
+ */
+function nodeLlamaChild(path: string, a: PeersArgs, row: 'pp' | 'tg', tokFile: string): LlamaSide {
+  const run = (): number => {
+    const args = [process.argv[1], 'peers', `--nl-child=${path}`, `--nl-row=${row}`, `--nl-tokens=${tokFile}`, `--threads=${a.threads}`, `--fa=${a.fa}`];
+    const out = execFileSync(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 20 }).toString();
+    const line = out.trim().split('\n').pop()!;
+    return (JSON.parse(line) as { ms: number }).ms;
+  };
+  const once = async () => {
+    try {
+      return run();
+    } catch (e) {
+      const sig = (e as { signal?: string }).signal;
+      if (!sig) throw e;
+      console.log(`  (node-llama-cpp child died with ${sig}; retrying once)`);
+      return run();
+    }
+  };
+  return { pp: once, tg: once, dispose: async () => {} };
+}
+
+/** The child's side of nodeLlamaChild: one measurement, printed as a JSON line. */
+async function nodeLlamaChildMain(argv: string[]): Promise<void> {
+  const get = (k: string) => argv.find((x) => x.startsWith(`--${k}=`))?.slice(k.length + 3);
+  const tokens = readFileSync(get('nl-tokens')!, 'utf8').trim().split(/\s+/).map(Number);
+  const side = await openNodeLlama(get('nl-child')!, Number(get('threads') ?? 2), (get('fa') ?? 'auto') as PeersArgs['fa']);
+  const ms = await side[get('nl-row') as 'pp' | 'tg'](tokens);
+  console.log(JSON.stringify({ ms }));
+  await side.dispose();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -200,7 +225,16 @@ interface HarnessPar { mode: 'par'; prefill_ms: number; decode_ms: number; total
 function runHarness<T>(h: Harness, model: string, tokFile: string, args: Record<string, string | number>): T[] {
   const argv = ['--model', model, '--bins', h.bins, '--tokens', tokFile];
   for (const [k, v] of Object.entries(args)) argv.push(`--${k}`, String(v));
-  const out = execFileSync(h.exe, argv, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 20 }).toString();
+  const exec = () => execFileSync(h.exe, argv, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 20 }).toString();
+  let out: string;
+  try {
+    out = exec();
+  } catch (e) {
+    const sig = (e as { signal?: string }).signal;
+    if (!sig) throw e;
+    console.log(`  (llama.cpp harness died with ${sig}; retrying once)`);
+    out = exec();
+  }
   return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 }
 
@@ -284,7 +318,9 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
   const fitsLLC = llc !== undefined && perToken <= llc ? ` (weights ${bytes(perToken)} fit in the ${bytes(llc)} LLC)` : '';
 
   const fc = await tryOr(`${m.name} Forkcast load`, errors, () => openForkcast(m.path, a.threads));
-  const nl = await tryOr(`${m.name} node-llama-cpp load`, errors, () => openNodeLlama(m.path, a.threads, a.fa));
+  const nlPp = nodeLlamaChild(m.path, a, 'pp', tokFile);
+  const nlTg = nodeLlamaChild(m.path, a, 'tg', tokFile);
+  const nl = { pp: nlPp.pp, tg: nlTg.tg, dispose: async () => {} };
   const harnessArgs = { threads: a.threads, fa: a.fa };
   try {
     for (const row of ['pp', 'tg'] as const) {
@@ -360,6 +396,7 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
 }
 
 export async function benchPeers(): Promise<void> {
+  if (process.argv.some((x) => x.startsWith('--nl-child='))) return nodeLlamaChildMain(process.argv.slice(2));
   const a = parseArgs(process.argv.slice(2));
   const errors: string[] = [];
   const models = a.file
