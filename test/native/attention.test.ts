@@ -4,20 +4,13 @@
 // max_i |out_i - ref_i| / max_i |ref_i|; the worst row over the sweep is printed and must stay < 1e-5.
 import { describe, expect, test } from 'vitest';
 import { loadAddon, type AttentionMode, type AttentionTestArgs } from '../../engine/native';
+import { freshSeed, gaussian, xorshift } from '../random';
 
 const addon = loadAddon();
 
-// Box-Muller normals from a seeded xorshift, so a failure can be replayed from the printed seed.
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-}
-const SEED = (Date.now() ^ (process.pid << 8)) >>> 0;
-const normal = rng(SEED);
+// Normals from a seeded xorshift, so a failure can be replayed from the printed seed.
+const SEED = freshSeed();
+const normal = gaussian(xorshift(SEED));
 function randn(len: number, scale = 1): Float32Array {
   const a = new Float32Array(len);
   for (let i = 0; i < len; i++) a[i] = normal() * scale;

@@ -13,6 +13,7 @@
 // Errors are normwise per call: max |y - ref| / max |ref|.
 import { afterEach, describe, expect, test } from 'vitest';
 import { loadAddon } from '../../engine/native';
+import { freshSeed, gaussian, xorshift } from '../random';
 
 const addon = loadAddon();
 
@@ -22,16 +23,9 @@ const QK: Record<TypeName, number> = { F32: 1, F16: 1, BF16: 1, Q8_0: 32, Q4_0: 
 // how the kernels quantize activations for this weight type (block length), or 0 for float
 const ACT_BLOCK: Record<TypeName, number> = { F32: 0, F16: 0, BF16: 0, Q8_0: 32, Q4_0: 32, Q4_K: 256, Q5_K: 256, Q6_K: 256 };
 
-function xorshift(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-}
-const SEED = (Date.now() ^ (process.pid << 8)) >>> 0;
+const SEED = freshSeed();
 const uniform = xorshift(SEED);
-const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+const normal = gaussian(uniform);
 console.log(`[matmul.test] seed ${SEED}`);
 
 function randn(len: number, scale: number, offset = 0): Float32Array {

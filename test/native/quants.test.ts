@@ -7,6 +7,7 @@
 // Seeds are printed so a failure can be replayed.
 import { describe, expect, test } from 'vitest';
 import { loadAddon } from '../../engine/native';
+import { freshSeed, gaussian, xorshift } from '../random';
 
 const addon = loadAddon();
 
@@ -17,16 +18,9 @@ const BLOCK: Record<TypeName, [number, number]> = {
   F32: [1, 4], F16: [1, 2], BF16: [1, 2], Q8_0: [32, 34], Q4_0: [32, 18], Q4_K: [256, 144], Q5_K: [256, 176], Q6_K: [256, 210],
 };
 
-function xorshift(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-}
-const SEED = (Date.now() ^ (process.pid << 8)) >>> 0;
+const SEED = freshSeed();
 const uniform = xorshift(SEED);
-const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+const normal = gaussian(uniform);
 console.log(`[quants.test] seed ${SEED}`);
 
 // ---- independent reference decoders (float64) ----

@@ -6,12 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { GGUFError, parseGGUF, type GGUFValue } from '../../engine/gguf';
 import { Tokenizer, TokenizerError } from '../../engine/tokenizer';
 import { fixture, HAVE_SHARED } from '../shared';
+import { xorshift } from '../random';
 
 const SEED = Number(process.env.FORKCAST_SEED ?? Math.floor(Math.random() * 2 ** 31));
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
-}
 
 const TEXTS = ['Hello world', "  def f(x):\n\treturn x**2  # it's", '<fim_prefix><s></s>', '🦙 中文 Привет 123456', '', ' ', '\n\n\n'];
 const WEIRD = ['', ' ', 'Ġ', '▁', '<0x41>', '<0xZZ>', '<s>', '\u0000', 'a b c', '\ud800', '🦙', 'x'.repeat(300)];
@@ -19,7 +16,7 @@ const WEIRD = ['', ' ', 'Ġ', '▁', '<0x41>', '<0xZZ>', '<s>', '\u0000', 'a b c
 describe.skipIf(!HAVE_SHARED)('tokenizer fuzz: mutated vocabulary metadata', () => {
   it(`each mutation gives a clear error or a working tokenizer (seed ${SEED})`, () => {
     console.log(`[tokenizer fuzz] seed ${SEED} (FORKCAST_SEED=${SEED} replays it)`);
-    const next = rng(SEED);
+    const next = xorshift(SEED);
     const pick = <T,>(a: readonly T[]): T => a[Math.floor(next() * a.length)];
     const int = (n: number) => Math.floor(next() * n);
     const files = [fixture('arch', 'llama-tiny.gguf'), fixture('models', 'tinystories-656k-q8_0.gguf')].map((p) => readFileSync(p));

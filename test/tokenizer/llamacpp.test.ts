@@ -12,6 +12,7 @@ import { writeGGUF } from '../../engine/ggufWriter';
 import { Tokenizer } from '../../engine/tokenizer';
 import { fixture, HAVE_SHARED } from '../shared';
 import { writeVocabGGUF } from './hfVocab';
+import { xorshift } from '../random';
 
 const SEED = Number(process.env.FORKCAST_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const req = createRequire(__filename);
@@ -20,10 +21,6 @@ const resolvePkg = (spec: string) => { try { return req.resolve(spec); } catch {
 type LlamaModel = { tokenize(text: string, special?: boolean): number[]; dispose(): Promise<void> };
 type Llama = { loadModel(o: { modelPath: string; vocabOnly: boolean }): Promise<LlamaModel>; dispose(): Promise<void> };
 
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
-}
 
 /** Source files of this repository, cut into chunks of random length (what prompts are made of). */
 function codeChunks(next: () => number, count: number): string[] {
@@ -120,7 +117,7 @@ describe.skipIf(!HAVE_SHARED)('agreement with llama.cpp (node-llama-cpp)', () =>
   it(`same ids as llama.cpp on source code and random text, every vocabulary (seed ${SEED})`, async (ctx) => {
     if (!llama) { console.log(`[llama.cpp] SKIPPED: ${why}`); ctx.skip(); return; }
     console.log(`[llama.cpp] seed ${SEED} (FORKCAST_SEED=${SEED} replays it)`);
-    const next = rng(SEED);
+    const next = xorshift(SEED);
     const texts = [...codeChunks(next, 150), ...randomTexts(next, Number(process.env.FORKCAST_RANDOM_TEXTS ?? 150))];
     const failures: string[] = [];
     for (const v of vocabs) {
@@ -148,7 +145,7 @@ describe.skipIf(!HAVE_SHARED)('agreement with llama.cpp (node-llama-cpp)', () =>
     'roberta-bpe', 'bloom', 'viking', 'dbrx', 'smaug-bpe', 'stablelm2', 'olmo', 'refact', 'starcoder', 'qwen2', 'llama-bpe'];
   it(`every pre-tokenizer splits like llama.cpp's (GPT-2 vocabulary under each name; seed ${SEED})`, async (ctx) => {
     if (!llama) { console.log(`[llama.cpp] SKIPPED: ${why}`); ctx.skip(); return; }
-    const next = rng(SEED + 7);
+    const next = xorshift(SEED + 7);
     const texts = [...codeChunks(next, 60), ...randomTexts(next, Number(process.env.FORKCAST_RANDOM_TEXTS ?? 60))];
     const base = parseGGUF(new Uint8Array(readFileSync(fixture('vocab', 'ggml-vocab-gpt-2.gguf'))));
     const failures: string[] = [];

@@ -3,18 +3,15 @@
 // Oniguruma), including where JavaScript's own regex meaning differs.
 import { describe, expect, it } from 'vitest';
 import { knownPreTokenizers, makePreTokenizer } from '../../engine/tokenizer/pretokenizers';
+import { xorshift } from '../random';
 
 const SEED = Number(process.env.FORKCAST_SEED ?? Math.floor(Math.random() * 2 ** 31));
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
-}
 const PIECES = ['x', 'Abc', ' def', "'s", "'LL", '123456', '3.14', '  ', '\t', '\n', '\r\n', '\n\n  ', '(', ');', '=>', '...',
   '<sentinel:12>', 'IMGIMGABZ', 'é', 'ώ', 'K', 'ƻ', 'Привет', '中文', '한국어', 'ｆｕｌｌ', '！', '🦙', '\u0085', '\ufeff', '\u3000'];
 
 describe('pre-tokenizers', () => {
   it(`every known pre-tokenizer cuts random text into non-empty pieces that add up to it (seed ${SEED})`, () => {
-    const next = rng(SEED);
+    const next = xorshift(SEED);
     const texts = Array.from({ length: 200 }, () => {
       let s = '';
       for (let n = 1 + Math.floor(next() * 25); n > 0; n--) s += PIECES[Math.floor(next() * PIECES.length)];

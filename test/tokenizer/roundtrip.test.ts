@@ -11,13 +11,10 @@ import { Tokenizer } from '../../engine/tokenizer';
 import { BYTE_TO_CHAR, byteLevel, byteLevelDecode } from '../../engine/tokenizer/bpe';
 import { fixture, HAVE_SHARED } from '../shared';
 import { writeVocabGGUF } from './hfVocab';
+import { xorshift } from '../random';
 
 const SEED = Number(process.env.FORKCAST_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
-}
 
 // Pieces users' files are made of, and characters that stress the pre-tokenizers.
 const PIECES = [
@@ -92,7 +89,7 @@ describe('byte-level table', () => {
 describe.skipIf(!HAVE_SHARED)('round trip on random text', () => {
   it(`decode(encode(text)) is the text, for every vocabulary (seed ${SEED})`, () => {
     console.log(`[roundtrip] seed ${SEED} (FORKCAST_SEED=${SEED} replays it)`);
-    const next = rng(SEED);
+    const next = xorshift(SEED);
     const texts = Array.from({ length: 300 }, () => randomText(next));
     for (const [name, tok] of tokenizers) {
       const tested = texts.filter((t) => spellable(tok, t));
@@ -103,7 +100,7 @@ describe.skipIf(!HAVE_SHARED)('round trip on random text', () => {
   });
 
   it('concatenating every token\'s bytes gives the UTF-8 of the text (streaming detokenization)', () => {
-    const next = rng(SEED + 1);
+    const next = xorshift(SEED + 1);
     for (const [name, tok] of tokenizers) {
       for (let k = 0; k < 50; k++) {
         const text = randomText(next);

@@ -4,12 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { parseGGUF } from '../../engine/gguf';
 import { SPACE, SpmEncoder, spmEncode, type SpmVocab } from '../../engine/tokenizer/spm';
 import { fixture, HAVE_SHARED } from '../shared';
+import { xorshift } from '../random';
 
 const SEED = Number(process.env.FORKCAST_SEED ?? Math.floor(Math.random() * 2 ** 31));
-function rng(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
-}
 
 function load(path: string): { vocab: SpmVocab; tokens: string[] } {
   const f = parseGGUF(new Uint8Array(readFileSync(path)));
@@ -24,7 +21,7 @@ const WORDS = ['the', 'The', ' ', '  ', '    ', '\n', '\t', 'function', '(', ')'
 
 describe.skipIf(!HAVE_SHARED)('SentencePiece word-by-word merging', () => {
   it(`equals whole-text merging on random text (llama-spm, phi-3; seed ${SEED})`, () => {
-    const next = rng(SEED);
+    const next = xorshift(SEED);
     for (const name of ['llama-spm', 'phi-3']) {
       const { vocab, tokens } = load(fixture('vocab', `ggml-vocab-${name}.gguf`));
       const enc = new SpmEncoder(vocab, tokens);
