@@ -5,7 +5,7 @@
 //    "application/vnd.ollama.image.model" names the GGUF blob by digest: blobs/sha256-<hex>;
 //  - LM Studio: ~/.lmstudio/models and the older ~/.cache/lm-studio/models (<publisher>/<repo>/*.gguf).
 // No 'vscode' import: vitest tests it against fake stores made in temp folders.
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, type Dirent } from 'node:fs';
 import { basename, join, relative, sep } from 'node:path';
 
 export type ModelSource = 'bundled' | 'folder' | 'ollama' | 'lmstudio';
@@ -29,6 +29,15 @@ export function looksLikeGGUF(path: string): boolean {
   }
 }
 
+/** A folder's entries; an unreadable folder (permissions, races) reads as empty. */
+function listDir(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+}
+
 function fileSize(path: string): number {
   try {
     const st = statSync(path);
@@ -43,13 +52,7 @@ export function findGGUFFiles(root: string, depth = 4, limit = 500): string[] {
   const out: string[] = [];
   const walk = (dir: string, d: number) => {
     if (out.length >= limit) return;
-    let names: import('node:fs').Dirent[];
-    try {
-      names = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of names) {
+    for (const e of listDir(dir)) {
       const p = join(dir, e.name);
       if (e.isDirectory() && d > 0 && !e.name.startsWith('.')) walk(p, d - 1);
       else if ((e.isFile() || e.isSymbolicLink()) && e.name.toLowerCase().endsWith('.gguf') && fileSize(p) >= 0) out.push(p);
@@ -95,13 +98,7 @@ export function readOllamaStore(root: string, onProblem?: (msg: string) => void)
   const out: OllamaModel[] = [];
   const files: string[] = [];
   const walk = (dir: string, d: number) => {
-    let names: import('node:fs').Dirent[];
-    try {
-      names = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of names) {
+    for (const e of listDir(dir)) {
       const p = join(dir, e.name);
       if (e.isDirectory() && d > 0) walk(p, d - 1);
       else if (e.isFile() && d === 0) files.push(p);
