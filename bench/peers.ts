@@ -252,9 +252,10 @@ interface ForkcastSide {
 
 async function openForkcast(path: string, threads: number): Promise<ForkcastSide> {
   const { loadModel } = await import('../engine/model');
+  const { nativeRowStats } = await import('../engine/native');
   const model = loadModel(path, { threads, ctx: PAR_PROMPT + 64 });
   const ctx = model.createContext({ ctx: PAR_PROMPT + 64, maxSamples: PAR_N, maxDecode: TG_TOKENS + 8, threads });
-  const sampler = new Sampler({ ...DEFAULT_SAMPLER });
+  const sampler = new Sampler({ ...DEFAULT_SAMPLER }, nativeRowStats());
   return {
     async pp(tokens) {
       const t0 = performance.now();
@@ -281,7 +282,7 @@ async function openForkcast(path: string, threads: number): Promise<ForkcastSide
       const t1 = performance.now();
       for (let step = 1; step < PAR_GEN; step++) {
         const logits = await ctx.decode(slots, next);
-        for (let s = 0; s < PAR_N; s++) next[s] = sampler.sample(logits.subarray(s * V, (s + 1) * V), rngs[s]).id;
+        sampler.sampleRows(logits, V, rngs).forEach((d, s) => { next[s] = d.id; });
       }
       const t2 = performance.now();
       return { prefill_ms: t1 - t0, decode_ms: t2 - t1, total_ms: t2 - t0, kv_prompt_bytes: kvPrompt };

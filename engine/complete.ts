@@ -3,7 +3,7 @@
 // own random stream, leaving the batch as they finish → rerank → CompleteResult.
 //
 // Also `generate`, the single-sequence path behind the CLI's `generate` command.
-import type { AttentionMode, ContextOptions, NativeContext } from './native';
+import { nativeRowStats, type AttentionMode, type ContextOptions, type NativeContext } from './native';
 import type { CompleteParams, CompleteResult, ModelInfo } from './protocol';
 import { ErrorCodes } from './protocol';
 import { buildPrompt, chooseTemplate, type FimTemplate, type PromptTokenizer } from './prompt';
@@ -298,7 +298,7 @@ export async function complete(session: ModelSession, params: CompleteParams, to
     const pre = await prefill(session, ctx, prompt.ids, token);
     check(token);
 
-    const sampler = new Sampler(p);
+    const sampler = new Sampler(p, nativeRowStats());
     const rules: StopRules = {
       stopIds: prompt.stopIds, stop: p.stop, singleLine: p.singleLine, maxTokens: p.maxTokens,
       blockIndent: !p.singleLine && p.stopAtBlockEnd ? cursorIndent(p.prefix) : -1,
@@ -315,6 +315,7 @@ export async function complete(session: ModelSession, params: CompleteParams, to
     const tDecode = performance.now();
     ctx.beginSamples(p.n, p.attention);
     let kvBytes = ctx.kvBytes();
+    let sampleMs = 0;
     const V = session.model.info.vocab_size;
     for (;;) {
       const live = states.map((s, i) => (s.finish ? -1 : i)).filter((i) => i >= 0);
@@ -327,12 +328,13 @@ export async function complete(session: ModelSession, params: CompleteParams, to
         rethrow(e, token);
       }
       kvBytes = Math.max(kvBytes, ctx.kvBytes());
-      live.forEach((i, r) => {
-        const s = states[i];
-        const { id, logprob } = sampler.sample(logits.subarray(r * V, (r + 1) * V), rngs[i]);
+      const ts = performance.now();
+      sampler.sampleRows(logits, V, live.map((i) => rngs[i])).forEach(({ id, logprob }, r) => {
+        const s = states[live[r]];
         accept(s, id, logprob, tok, rules);
         s.next = id;
       });
+      sampleMs += performance.now() - ts;
     }
     const decodeMs = performance.now() - tDecode;
 
@@ -350,6 +352,7 @@ export async function complete(session: ModelSession, params: CompleteParams, to
       timings: {
         prefill_ms: pre.ms,
         decode_ms: decodeMs,
+        sample_ms: sampleMs,
         total_ms: performance.now() - t0,
         prompt_tokens: prompt.ids.length,
         reused_tokens: pre.reused,
@@ -395,7 +398,7 @@ export async function generate(session: ModelSession, promptIds: number[], opts:
   if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > MAX_TOKENS_LIMIT) throw new ParamsError(`generate: max tokens must be in 1..${MAX_TOKENS_LIMIT}`);
   const sp = session.model.tokenizer.special;
   const eos = new Set([sp.eos, sp.eot].filter((x): x is number => x !== null));
-  const sampler = new Sampler({ temperature: opts.temperature ?? 0, topK: opts.topK ?? 0, topP: opts.topP ?? 1, minP: opts.minP ?? 0 });
+  const sampler = new Sampler({ temperature: opts.temperature ?? 0, topK: opts.topK ?? 0, topP: opts.topP ?? 1, minP: opts.minP ?? 0 }, nativeRowStats());
   const rng = new Rng(opts.seed ?? 0, 0);
 
   const ctx = session.context(1, maxTokens);

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import type { RowStatsFn } from './sampler';
 
 /** A weight tensor inside the mapped file: absolute byte offset of its data, ggml type id, ne0 = row length, ne1 = rows. */
 export interface TensorRef {
@@ -134,6 +135,10 @@ export interface Addon {
   dequantize(type: number, data: Uint8Array, n: number): Float32Array;
   /** y = x W^T through the production matmul kernels (tests and benchmarks). */
   matmul(type: number, w: Uint8Array, ne0: number, ne1: number, x: Float32Array, n: number, threads: number): Float32Array;
+  /** Per row of V logits: [max, argmax (lowest on ties), log-sum-exp, ids of the k largest (ties: lower id; unordered)], 3 + k numbers per row (the sampler's full passes, in SIMD). */
+  rowStats(logits: Float32Array, V: number, k?: number): Float64Array;
+  /** The forward pass's elementwise kernels on explicit inputs (tests): silu(g) * h, or gelu(h). */
+  activation(kind: 'silu_mul' | 'gelu', h: Float32Array, g?: Float32Array): Float32Array;
   /** The decode attention kernels on explicit inputs (tests and benchmarks). Returns [n][n_head][hd]. */
   attention(args: AttentionTestArgs): Float32Array;
   /** Benchmark: best-of-`iters` seconds for one call of the attention kernel alone (inputs prepared outside the timing; cold = caches flushed before each call). */
@@ -159,4 +164,14 @@ export function loadAddon(): Addon {
   // bare `require` of a computed path is not guaranteed to exist.
   cached = createRequire(join(__dirname, 'noop.js'))(found) as Addon;
   return cached;
+}
+
+/** The addon's SIMD row statistics for the sampler, or undefined (the sampler's JS passes) without it. */
+export function nativeRowStats(): RowStatsFn | undefined {
+  try {
+    const addon = loadAddon();
+    return (logits, V, k) => addon.rowStats(logits, V, k);
+  } catch {
+    return undefined;
+  }
 }

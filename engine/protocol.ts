@@ -98,6 +98,8 @@ export interface Candidate {
 export interface Timings {
   prefill_ms: number;
   decode_ms: number;
+  /** Part of decode_ms spent choosing tokens from the logits (sampler), the rest is the model. */
+  sample_ms: number;
   total_ms: number;
   prompt_tokens: number;
   /** Prompt tokens reused from the previous request's KV (not evaluated again). */

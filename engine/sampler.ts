@@ -109,21 +109,85 @@ export function logSumExp(logits: Float32Array, max = logits[argmax(logits)]): n
   return max + Math.log(s);
 }
 
+/**
+ * Per row of V logits: [max, argmax (lowest id on ties), log-sum-exp, then the ids of the k largest
+ * logits (ties: lower id wins; any order)], 3 + k numbers per row. These are the passes over the whole
+ * vocabulary a draw needs; the filters after them touch only k candidates. The engine passes the
+ * addon's SIMD version (rowStats) to the Sampler; this is the portable one.
+ */
+export type RowStatsFn = (logits: Float32Array, V: number, k: number) => Float64Array;
+
+export const rowStatsJS: RowStatsFn = (logits, V, k) => {
+  const rows = logits.length / V, per = 3 + k;
+  const out = new Float64Array(per * rows);
+  const heap = new Int32Array(k);
+  for (let r = 0; r < rows; r++) {
+    const row = logits.subarray(r * V, (r + 1) * V);
+    const best = argmax(row);
+    out[per * r] = row[best];
+    out[per * r + 1] = best;
+    out[per * r + 2] = logSumExp(row, row[best]);
+    if (k > 0) {
+      topK(row, k, heap);
+      out.set(heap, per * r + 3);
+    }
+  }
+  return out;
+};
+
+/** The k largest logits' ids into `ids[0..k)` (a min-heap: ties go to the lower id). */
+export function topK(logits: Float32Array, k: number, ids: Int32Array) {
+  const V = logits.length;
+  const worse = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
+  for (let i = 0; i < k; i++) { ids[i] = i; siftUp(ids, i, worse); }
+  // Later ids lose ties, so only a strictly larger logit enters; the heap's minimum is kept in a
+  // local so the scan over the vocabulary is one comparison per token.
+  let floor = logits[ids[0]];
+  for (let i = k; i < V; i++) {
+    if (!(logits[i] > floor)) continue;
+    ids[0] = i;
+    siftDown(ids, k, worse);
+    floor = logits[ids[0]];
+  }
+}
+
 /** Reusable scratch buffers so a decode step of 64 samples allocates nothing per row. */
 export class Sampler {
   private ids = new Int32Array(0);
   private w = new Float64Array(0);
 
-  constructor(readonly params: SamplerParams) {}
+  constructor(readonly params: SamplerParams, private readonly stats: RowStatsFn = rowStatsJS) {}
 
   /** Draws one token from `logits` (one row, full vocabulary). */
   sample(logits: Float32Array, rng: Rng): Sampled {
-    const best = argmax(logits);
-    const max = logits[best];
-    const lse = logSumExp(logits, max);
-    if (!(this.params.temperature > 0)) return { id: best, logprob: logits[best] - lse };
+    return this.sampleRows(logits, logits.length, [rng])[0];
+  }
 
-    const n = this.filter(logits, max);
+  /** Draws one token per row of `logits` ([rngs.length][V]), row r with rngs[r]. */
+  sampleRows(logits: Float32Array, V: number, rngs: Rng[]): Sampled[] {
+    if (logits.length !== V * rngs.length) throw new Error(`sampleRows: ${logits.length} logits for ${rngs.length} rows of ${V}`);
+    const k = this.topKFor(V);
+    const st = this.stats(logits, V, k);
+    const per = 3 + k;
+    return rngs.map((rng, r) => {
+      const row = logits.subarray(r * V, (r + 1) * V);
+      const at = per * r;
+      const lse = st[at + 2];
+      if (!(this.params.temperature > 0)) return { id: st[at + 1], logprob: row[st[at + 1]] - lse };
+      const n = this.filter(row, st[at], k > 0 ? st.subarray(at + 3, at + 3 + k) : null);
+      const id = this.draw(n, rng);
+      return { id, logprob: row[id] - lse };
+    });
+  }
+
+  /** top-k's k when it filters anything (0 = off) and the temperature samples at all. */
+  private topKFor(V: number): number {
+    const { temperature, topK } = this.params;
+    return temperature > 0 && topK > 0 && topK < V ? topK : 0;
+  }
+
+  /** One draw from the n filtered candidates, by weight. */
+  private draw(n: number, rng: Rng): number {
     let total = 0;
     for (let i = 0; i < n; i++) total += this.w[i];
     let u = rng.next() * total;
@@ -132,23 +196,25 @@ export class Sampler {
       u -= this.w[i];
       if (u < 0) { pick = this.ids[i]; break; }
     }
-    return { id: pick, logprob: logits[pick] - lse };
+    return pick;
   }
 
   /**
    * The candidate set after temperature, top-k, min-p and top-p, as ids with unnormalised weights
-   * exp((l - max) / T) (the best token has weight 1), in no particular order. Exposed for tests.
+   * exp((l - max) / T) (the best token has weight 1), in id order. Exposed for tests.
    */
   candidates(logits: Float32Array): { ids: Int32Array; weights: Float64Array } {
-    const n = this.filter(logits, logits[argmax(logits)]);
+    const k = this.topKFor(logits.length);
+    const st = this.stats(logits, logits.length, k);
+    const n = this.filter(logits, st[0], k > 0 ? st.subarray(3, 3 + k) : null);
     return { ids: this.ids.slice(0, n), weights: this.w.slice(0, n) };
   }
 
-  private filter(logits: Float32Array, max: number): number {
-    const V = logits.length;
-    const { temperature, topK, topP, minP } = this.params;
+  /** `top`: the top-k ids from the row statistics, or null when top-k is off. */
+  private filter(logits: Float32Array, max: number, top: Float64Array | null): number {
+    const { temperature, topP, minP } = this.params;
     const invT = 1 / temperature;
-    let n = this.collect(logits, max, invT, topK > 0 && topK < V ? topK : V);
+    let n = this.collect(logits, max, invT, top);
     if (minP > 0) n = this.minP(n, minP);
     if (topP < 1) n = this.topP(n, topP);
     // Canonical order (by id) for the draw: the heap and quickselect leave candidates in an order
@@ -162,28 +228,16 @@ export class Sampler {
     return n;
   }
 
-  /** Fills ids/w with the k largest logits (all of them when k = V); returns the count. */
-  private collect(logits: Float32Array, max: number, invT: number, k: number): number {
-    const V = logits.length;
+  /** Fills ids/w with the top-k candidates (all V tokens when top is null); returns the count. */
+  private collect(logits: Float32Array, max: number, invT: number, top: Float64Array | null): number {
+    const k = top ? top.length : logits.length;
     if (this.ids.length < k) { this.ids = new Int32Array(k); this.w = new Float64Array(k); }
     const ids = this.ids, w = this.w;
-    if (k === V) {
-      for (let i = 0; i < V; i++) { ids[i] = i; w[i] = expNeg((logits[i] - max) * invT); }
-      return V;
+    for (let i = 0; i < k; i++) {
+      const id = top ? top[i] : i;
+      ids[i] = id;
+      w[i] = expNeg((logits[id] - max) * invT);
     }
-    // Min-heap of the k best (by logit, ties: lower id wins) kept in ids[0..k).
-    const worse = (a: number, b: number) => logits[a] < logits[b] || (logits[a] === logits[b] && a > b);
-    for (let i = 0; i < k; i++) { ids[i] = i; siftUp(ids, i, worse); }
-    // Later ids lose ties, so only a strictly larger logit enters; the heap's minimum is kept in a
-    // local so the scan over the vocabulary is one comparison per token.
-    let floor = logits[ids[0]];
-    for (let i = k; i < V; i++) {
-      if (!(logits[i] > floor)) continue;
-      ids[0] = i;
-      siftDown(ids, k, worse);
-      floor = logits[ids[0]];
-    }
-    for (let i = 0; i < k; i++) w[i] = expNeg((logits[ids[i]] - max) * invT);
     return k;
   }
 

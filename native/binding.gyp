@@ -8,7 +8,8 @@
         "src/quants.cpp",
         "src/matmul.cpp",
         "src/attention.cpp",
-        "src/forward.cpp"
+        "src/forward.cpp",
+        "src/activations.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "activations.h"
 #include "attention.h"
 #include "forward.h"
 #include "matmul.h"
@@ -624,6 +625,55 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// rowStats(logits, V, k = 0): for each row of V values [max, argmax, log-sum-exp, then the ids of
+// the k largest (ties: lower id), unordered] as a Float64Array of 3 + k numbers per row. The
+// sampler's passes over the whole vocabulary, in SIMD on the calling thread (tens of us per row).
+Napi::Value RowStatsFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Float32Array x = arg_typed<Napi::Float32Array>(info, 0, "rowStats: logits", napi_float32_array);
+  const int64_t V = arg_int(info, 1, "rowStats: V", 1, (int64_t)1 << 31);
+  const int64_t k = info.Length() > 2 && !info[2].IsUndefined() ? arg_int(info, 2, "rowStats: k", 0, V) : 0;
+  const int64_t n = (int64_t)x.ElementLength();
+  if (n % V != 0) fail(env, "rowStats: " + std::to_string(n) + " values is not a whole number of rows of " + std::to_string(V));
+  const int64_t rows = n / V, per = 3 + k;
+  Napi::Float64Array out = Napi::Float64Array::New(env, (size_t)(per * rows));
+  double* o = out.Data();
+  std::vector<int32_t> ids((size_t)k);
+  for (int64_t r = 0; r < rows; r++) {
+    const float* row = x.Data() + r * V;
+    const RowStats st = row_stats(row, V);
+    o[per * r] = st.max;
+    o[per * r + 1] = st.argmax;
+    o[per * r + 2] = st.lse;
+    if (k > 0) {
+      row_top_k(row, V, (int)k, ids.data());
+      for (int64_t j = 0; j < k; j++) o[per * r + 3 + j] = ids[j];
+    }
+  }
+  return out;
+}
+
+// activation("silu_mul", h, g) -> silu(g) * h, activation("gelu", h) -> gelu(h): the forward pass's
+// elementwise kernels on explicit inputs (tests).
+Napi::Value ActivationFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString()) fail(env, "activation: (kind, h[, g])");
+  const std::string kind = info[0].As<Napi::String>().Utf8Value();
+  Napi::Float32Array h = arg_typed<Napi::Float32Array>(info, 1, "activation: h", napi_float32_array);
+  Napi::Float32Array y = Napi::Float32Array::New(env, h.ElementLength());
+  std::memcpy(y.Data(), h.Data(), sizeof(float) * h.ElementLength());
+  if (kind == "silu_mul") {
+    Napi::Float32Array g = arg_typed<Napi::Float32Array>(info, 2, "activation: g", napi_float32_array);
+    if (g.ElementLength() != h.ElementLength()) fail(env, "activation: h and g differ in length");
+    silu_mul(y.Data(), g.Data(), (int64_t)y.ElementLength());
+  } else if (kind == "gelu") {
+    gelu_inplace(y.Data(), (int64_t)y.ElementLength());
+  } else {
+    fail(env, "activation: unknown kind " + kind);
+  }
+  return y;
+}
+
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor W;
@@ -842,6 +892,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));
   exports.Set("dequantize", Napi::Function::New(env, Dequantize, "dequantize"));
   exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
+  exports.Set("rowStats", Napi::Function::New(env, RowStatsFn, "rowStats"));
+  exports.Set("activation", Napi::Function::New(env, ActivationFn, "activation"));
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("attentionBench", Napi::Function::New(env, AttentionBench, "attentionBench"));
   exports.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth, "readBandwidth"));

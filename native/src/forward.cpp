@@ -9,13 +9,17 @@
 #include "forward.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 
 #include <sys/mman.h>
 
+#include "activations.h"
 #include "attention.h"
 #include "matmul.h"
 #include "quants.h"
@@ -76,13 +80,37 @@ void rope_head(float* v, const float* cs, int rot, RopeKind kind) {
   }
 }
 
-// GELU, tanh approximation (Hendrycks & Gimpel 2016), as GPT-2/StarCoder use.
-inline float gelu(float x) {
-  return 0.5f * x * (1.f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-}
-inline float silu(float x) { return x / (1.f + std::exp(-x)); }
 
 }  // namespace
+
+// FORKCAST_PROFILE=1: where a step's time goes, per kind of operation, printed to stderr when the
+// session ends (prefill and decode apart). For finding the next thing to make faster; off by default
+// because the clock reads between operations are not free.
+struct Session::Profile {
+  enum Op { Embed, Norm, Qkv, Rope, Attn, Wo, Mlp, Act, Output, Count };
+  static constexpr const char* names[Count] = {"embed", "norm", "qkv", "rope+kv", "attention", "wo", "ffn matmuls", "act", "output"};
+  double ms[2][Count] = {};
+  int64_t calls[2] = {}, rows[2] = {};
+  bool phase = false;  // 0 prefill, 1 decode
+  std::chrono::steady_clock::time_point t;
+  void start(bool decode, int m) { phase = decode; calls[decode]++; rows[decode] += m; t = std::chrono::steady_clock::now(); }
+  void lap(Op op) {
+    const auto now = std::chrono::steady_clock::now();
+    ms[phase][op] += std::chrono::duration<double, std::milli>(now - t).count();
+    t = now;
+  }
+  ~Profile() {
+    for (int ph = 0; ph < 2; ph++) {
+      if (!calls[ph]) continue;
+      double total = 0;
+      for (double v : ms[ph]) total += v;
+      std::fprintf(stderr, "forkcast profile %s: %lld calls, %lld rows, %.1f ms\n", ph ? "decode" : "prefill",
+                   (long long)calls[ph], (long long)rows[ph], total);
+      for (int i = 0; i < Count; i++)
+        std::fprintf(stderr, "  %-12s %9.1f ms %5.1f%%\n", names[i], ms[ph][i], 100 * ms[ph][i] / std::max(total, 1e-9));
+    }
+  }
+};
 
 void KvBuffer::reset(size_t floats) {
   release();
@@ -131,6 +159,8 @@ Session::Session(const ModelWeights& w, const SessionOptions& o) : w_(w), o_(o) 
   d_.assign(o.max_samples, 0);
   const int rot = w.rope_dim;
   for (int i = 0; i < rot / 2; i++) inv_freq_.push_back(std::pow((double)w.rope_base, -2.0 * i / rot));
+  const char* prof = std::getenv("FORKCAST_PROFILE");
+  if (prof && *prof && std::strcmp(prof, "0") != 0) prof_ = std::make_unique<Profile>();
 }
 
 Session::~Session() = default;
@@ -276,6 +306,9 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
   ThreadPool& pool = *pool_;
   float *x = x_.data(), *xb = xb_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
   float *att = att_.data(), *hb = hb_.data(), *hb2 = hb2_.data();
+  Profile* pr = prof_.get();
+  auto lap = [pr](Profile::Op op) { if (pr) pr->lap(op); };
+  if (pr) pr->start(!prefill, m);
 
   // Token embedding (+ learned absolute position embedding).
   for (int i = 0; i < m; i++) {
@@ -295,6 +328,7 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
         cs_[(size_t)i * rot + 2 * j] = (float)std::cos(a);
         cs_[(size_t)i * rot + 2 * j + 1] = (float)std::sin(a);
       }
+  lap(Profile::Embed);
 
   for (int l = 0; l < w.n_layer; l++) {
     if (abort.load(std::memory_order_relaxed)) throw Cancelled();
@@ -302,6 +336,7 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
 
     // ---- attention ----
     norm_rows(w, xb, x, m, L.attn_norm, L.attn_norm_b);
+    lap(Profile::Norm);
     if (L.wqkv) {  // fused: rows Q (nh*hd), then K (nkv*hd), then V (nkv*hd)
       const int tot = qdim_ + 2 * kvdim_;
       matmul(L.wqkv, xb, m, qkv_.data(), pool);
@@ -320,6 +355,7 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
       add_bias(k, m, kvdim_, kvdim_, L.bk);
       add_bias(v, m, kvdim_, kvdim_, L.bv);
     }
+    lap(Profile::Qkv);
     if (w.rope != RopeKind::None)
       for (int i = 0; i < m; i++) {
         const float* c = cs_.data() + (size_t)i * rot;
@@ -327,6 +363,7 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
         for (int h = 0; h < nkv; h++) rope_head(k + (size_t)i * kvdim_ + h * hd, c, rot, w.rope);
       }
     store_kv(l, m, pos, prefill, slots);
+    lap(Profile::Rope);
 
     const float scale = 1.f / std::sqrt((float)hd);
     if (prefill) {
@@ -344,27 +381,30 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
                                    rep_k_.data() + l * layer, rep_v_.data() + l * layer, att, pool);
       }
     }
+    lap(Profile::Attn);
     matmul(L.wo, att, m, xb, pool);
     add_bias(xb, m, E, E, L.bo);
     for (size_t i = 0; i < (size_t)m * E; i++) x[i] += xb[i];
+    lap(Profile::Wo);
 
     // ---- MLP ----
     norm_rows(w, xb, x, m, L.ffn_norm, L.ffn_norm_b);
+    lap(Profile::Norm);
     matmul(L.ffn_up, xb, m, hb, pool);
     add_bias(hb, m, F, F, L.ffn_up_b);
     if (w.mlp == MlpKind::SwiGLU) {  // Shazeer 2020: silu(gate) * up
       matmul(L.ffn_gate, xb, m, hb2, pool);
-      pfor(pool, (int64_t)m * F, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; i++) hb[i] = silu(hb2[i]) * hb[i];
-      });
+      lap(Profile::Mlp);
+      pfor(pool, (int64_t)m * F, [&](int64_t b, int64_t e) { silu_mul(hb + b, hb2 + b, e - b); });
     } else {
-      pfor(pool, (int64_t)m * F, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; i++) hb[i] = gelu(hb[i]);
-      });
+      lap(Profile::Mlp);
+      pfor(pool, (int64_t)m * F, [&](int64_t b, int64_t e) { gelu_inplace(hb + b, e - b); });
     }
+    lap(Profile::Act);
     matmul(L.ffn_down, hb, m, xb, pool);
     add_bias(xb, m, E, E, L.ffn_down_b);
     for (size_t i = 0; i < (size_t)m * E; i++) x[i] += xb[i];
+    lap(Profile::Mlp);
   }
   if (last_rows == 0) return;
   if (abort.load(std::memory_order_relaxed)) throw Cancelled();
@@ -373,4 +413,5 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
   const int first = m - last_rows;
   norm_rows(w, xb, x + (size_t)first * E, last_rows, w.output_norm, w.output_norm_b);
   matmul(w.output, xb, last_rows, logits, pool);
+  lap(Profile::Output);
 }

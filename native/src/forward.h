@@ -116,6 +116,8 @@ class Session {
   std::vector<float> x_, xb_, qkv_, q_, k_, v_, att_, hb_, hb2_, row_, cs_;
   std::vector<int> pos_, slot_d_;
   std::vector<double> inv_freq_;
+  struct Profile;
+  std::unique_ptr<Profile> prof_;  // FORKCAST_PROFILE=1 only
 };
 
 // Reads a small 1-D tensor (norm weight, bias) as floats.
