@@ -496,6 +496,33 @@ void decode_row(int32_t type, const uint8_t* row, int64_t K, int8_t* lv, float* 
   }
 }
 
+// r[i][j] <- r[j][i] for a 16 x 16 block of floats: pairs, then 64-bit pairs, then 128-bit lanes twice.
+inline __m512 unpacklo64(__m512 a, __m512 b) { return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))); }
+inline __m512 unpackhi64(__m512 a, __m512 b) { return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))); }
+inline void transpose16(__m512* r) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = unpacklo64(t[i], t[i + 2]);
+    r[i + 1] = unpackhi64(t[i], t[i + 2]);
+    r[i + 2] = unpacklo64(t[i + 1], t[i + 3]);
+    r[i + 3] = unpackhi64(t[i + 1], t[i + 3]);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
 // One sub-block on tiles TC = TA . TB (GCC's tile intrinsics take literal tile numbers, hence a macro).
 #define FC_AMX_BLOCK(TC, TA, TB, a, astride, bq, cbuf) \
   do {                                                  \
@@ -519,15 +546,27 @@ inline void scale_block(const int32_t* cbuf, const float* da16, const float* ms1
   }
 }
 
+// One 16 x 16 output block: weight rows r0..r0+15 (A tiles at abase, sub-block s at abase + s * astep)
+// against activation tile j (B tiles at bq, scales da/ms), over all nsb sub-blocks, stored into y.
+// Its own function with everything passed by value and acc/cbuf local: the tile stores write memory
+// the compiler cannot see, so anything reachable through a pointer (acc passed in, the PackedActs
+// fields) was spilled and reloaded around every tile instruction, twice as slow as this.
 template <bool MIN>
-void tile_loop(const int8_t* abase, int64_t astride, int64_t astep, const PackedActs& pa, int64_t j, const float* sc,
-               const float* mn, __m512* acc, int32_t (*cbuf)[256]) {
-  const int64_t nsb = pa.nsb, bstep = pa.sb * 16;
-  const int8_t* bq = pa.q + j * nsb * bstep;
-  const float* da = pa.d + j * nsb * 16;
-  const float* ms = pa.ms + j * nsb * 16;
+__attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride, int64_t astep, const int8_t* bq,
+                                           const float* da, const float* ms, const float* sc, const float* mn,
+                                           int64_t nsb, int64_t bstep, float* y, int64_t M, int nr, int64_t nv,
+                                           const uint8_t* pf, int64_t pf_bytes) {
+  alignas(64) int32_t cbuf[4][256];
+  // Prefetch pf_bytes from pf (may be null) spread evenly over the sub-blocks.
+  const int64_t pf_step = pf ? ((pf_bytes + 63) / 64 + nsb - 1) / nsb * 64 : 0;
+  const uint8_t* pf_end = pf ? pf + pf_bytes : nullptr;
+  __m512 acc[16];
+  for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
   int64_t s = 0;
   for (; s + 4 <= nsb; s += 4) {
+    if (pf)
+      for (const uint8_t* p = pf + s * pf_step, *e = std::min(pf_end, p + 4 * pf_step); p < e; p += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
     FC_AMX_BLOCK(0, 4, 5, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
     FC_AMX_BLOCK(1, 6, 7, abase + (s + 1) * astep, astride, bq + (s + 1) * bstep, cbuf[1]);
     FC_AMX_BLOCK(2, 4, 5, abase + (s + 2) * astep, astride, bq + (s + 2) * bstep, cbuf[2]);
@@ -539,6 +578,11 @@ void tile_loop(const int8_t* abase, int64_t astride, int64_t astep, const Packed
     FC_AMX_BLOCK(0, 4, 5, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
     scale_block<MIN>(cbuf[0], da + s * 16, ms + s * 16, sc + s, mn + s, nsb, acc);
   }
+  // acc[r][i] is output row r0 + r of activation row 16j + i: transposed in registers so each
+  // activation row's 16 outputs go out as one store, not 16 scattered ones.
+  transpose16(acc);
+  const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+  for (int64_t i = 0; i < nv; i++) _mm512_mask_storeu_ps(y + i * M, keep, acc[i]);
 }
 
 // y = x W^T; output rows in groups of 16 handed out from an atomic counter.
@@ -547,17 +591,25 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
   const int64_t rs = ggml_row_size(W.type, K);
   const bool in_place = W.type == GGML_Q8_0, with_min = has_min(W.type);
   const int64_t ngroups = (M + 15) / 16;
+  // Groups handed out in chunks of consecutive ones (about 8 chunks per thread, for balance on a
+  // busy machine), so a thread knows which rows come next and can prefetch them.
+  const int64_t chunk = std::max<int64_t>(1, ngroups / (8 * pool.size()));
+  const int64_t nchunks = (ngroups + chunk - 1) / chunk;
   std::atomic<int64_t> next{0};
   pool.run([&](int, int) {
     configure(pa.sb);
-    alignas(64) int32_t cbuf[4][256];
     thread_local std::vector<int8_t> lv;  // decoded levels of the group's 16 rows, stride K
     thread_local std::vector<float> scm;  // scales [16][nsb] then mins [16][nsb]
     if ((int64_t)scm.size() < 32 * nsb) scm.resize(32 * nsb);
     float* sc = scm.data();
     float* mn = scm.data() + 16 * nsb;
-    for (int64_t g; (g = next.fetch_add(1, std::memory_order_relaxed)) < ngroups;) {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;)
+    for (int64_t g = c * chunk, gend = std::min(ngroups, g + chunk); g < gend; g++) {
       const int64_t r0 = 16 * g;
+      // The next group of this chunk (16 consecutive rows, one contiguous range) is prefetched
+      // while this one computes: tile loads do not start the hardware prefetcher early enough,
+      // and at n = 16 (a decode step of 16 samples) they waited on memory most of the time.
+      const uint8_t* pf = g + 1 < gend ? W.data + (r0 + 16) * rs : nullptr;
       const int nr = (int)std::min<int64_t>(16, M - r0);
       const uint8_t* wrows = W.data + r0 * rs;
       const int8_t* abase;
@@ -592,17 +644,16 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
         astride = K;
         astep = pa.sb;
       }
+      const int64_t bstep = pa.sb * 16;
       for (int64_t j = 0; j < pa.ntiles; j++) {
-        __m512 acc[16];
-        for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
-        if (with_min) tile_loop<true>(abase, astride, astep, pa, j, sc, mn, acc, cbuf);
-        else tile_loop<false>(abase, astride, astep, pa, j, sc, mn, acc, cbuf);
+        const int8_t* bq = pa.q + j * nsb * bstep;
+        const float* da = pa.d + j * nsb * 16;
+        const float* ms = pa.ms + j * nsb * 16;
+        float* yj = y + 16 * j * M + r0;
         const int64_t nv = std::min<int64_t>(16, n - 16 * j);
-        for (int r = 0; r < nr; r++) {
-          alignas(64) float out[16];
-          _mm512_store_ps(out, acc[r]);
-          for (int64_t i = 0; i < nv; i++) y[(16 * j + i) * M + r0 + r] = out[i];
-        }
+        const uint8_t* pfj = j == 0 ? pf : nullptr;
+        if (with_min) tile_column<true>(abase, astride, astep, bq, da, ms, sc, mn, nsb, bstep, yj, M, nr, nv, pfj, 16 * rs);
+        else tile_column<false>(abase, astride, astep, bq, da, ms, sc, mn, nsb, bstep, yj, M, nr, nv, pfj, 16 * rs);
       }
     }
     _tile_release();
@@ -761,7 +812,7 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
   // 2. output rows in chunks (a multiple of the tile height); activation rows in tiles of about
   //    256 KiB (L2) per chunk.
   const int nth = pool.size();
-  const int64_t chunk = std::max<int64_t>(TILE, std::min<int64_t>(16, M / (4 * nth)) / TILE * TILE);
+  const int64_t chunk = std::max<int64_t>(TILE, (n == 1 ? M / (4 * nth) : std::min<int64_t>(16, M / (4 * nth))) / TILE * TILE);
   const int64_t nchunks = (M + chunk - 1) / chunk;
   const int64_t tile = std::max<int64_t>(MAXNB, (256 * 1024 / std::max<int64_t>(1, xs)) / MAXNB * MAXNB);
   std::atomic<int64_t> next{0};
