@@ -530,27 +530,42 @@ inline void transpose16(__m512* r) {
     _tile_loadd(TA, (a), (astride));                    \
     _tile_loadd(TB, (bq), 64);                          \
     _tile_dpbssd(TC, TA, TB);                           \
-    _tile_stored(TC, (cbuf), 64);                       \
+    FC_TILE_STORE_C(TC, (cbuf));                        \
   } while (0)
 
-// acc[r] += C[r] * da * sc[r] (- ms * mn[r]): one sub-block's int32 products, scaled.
-template <bool MIN>
-inline void scale_block(const int32_t* cbuf, const float* da16, const float* ms16, const float* sc, const float* mn,
-                        int64_t stride, __m512* acc) {
-  const __m512 da = _mm512_loadu_ps(da16);
-  const __m512 ms = MIN ? _mm512_loadu_ps(ms16) : _mm512_setzero_ps();
-  for (int r = 0; r < 16; r++) {
-    const __m512 c = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(cbuf + 16 * r)), da);
-    acc[r] = _mm512_fmadd_ps(c, _mm512_set1_ps(sc[r * stride]), acc[r]);
-    if (MIN) acc[r] = _mm512_fnmadd_ps(ms, _mm512_set1_ps(mn[r * stride]), acc[r]);
-  }
-}
+// _tile_stored with the memory it writes named exactly (one 16 x 64-byte C buffer) instead of GCC's
+// "memory" clobber: with the clobber, the 16 float accumulators of the scaling step (an array GCC
+// keeps in memory) were stored and reloaded around every tile store.
+#define FC_TILE_STORE_C(TC, buf)                                                                   \
+  __asm__ volatile("tilestored %%tmm" #TC ", (%1,%2,1)"                                          \
+                   : "=m"(*reinterpret_cast<int32_t(*)[256]>(buf))                             \
+                   : "r"(buf), "r"((long)64))
+
+// The 16 accumulators are named variables, not an array: GCC keeps an array of 16 vectors in memory
+// (too big to split into registers), so every scaling step loaded and stored each of them.
+#define FC_ROWS16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+
+// acc_r += C[r] * da * sc[r] (- ms * mn[r]): one sub-block's int32 products C (16 x 16, row r = weight
+// row r0 + r) scaled; sc16/mn16 are the 16 weight rows' scales (mins) of this sub-block, consecutive.
+#define FC_SCALE_ROW(r)                                                                            \
+  a##r = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c_ + 16 * r)), da_), \
+                         _mm512_set1_ps(sc16_[r]), a##r);                                          \
+  if (MIN) a##r = _mm512_fnmadd_ps(ms_, _mm512_set1_ps(mn16_[r]), a##r);
+#define FC_SCALE_BLOCK(cb, da16, ms16, sc16, mn16)                               \
+  do {                                                                           \
+    const int32_t* c_ = (cb);                                                    \
+    const __m512 da_ = _mm512_loadu_ps(da16);                                    \
+    const __m512 ms_ = MIN ? _mm512_loadu_ps(ms16) : _mm512_setzero_ps();        \
+    const float* sc16_ = (sc16);                                                 \
+    const float* mn16_ = (mn16);                                                 \
+    (void)ms_, (void)mn16_;                                                      \
+    FC_ROWS16(FC_SCALE_ROW)                                                      \
+  } while (0)
 
 // One 16 x 16 output block: weight rows r0..r0+15 (A tiles at abase, sub-block s at abase + s * astep)
 // against activation tile j (B tiles at bq, scales da/ms), over all nsb sub-blocks, stored into y.
-// Its own function with everything passed by value and acc/cbuf local: the tile stores write memory
-// the compiler cannot see, so anything reachable through a pointer (acc passed in, the PackedActs
-// fields) was spilled and reloaded around every tile instruction, twice as slow as this.
+// Its own function with everything passed by value: values reachable through pointers (the
+// PackedActs fields) were reloaded around every tile store, which clobbers memory.
 template <bool MIN>
 __attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride, int64_t astep, const int8_t* bq,
                                            const float* da, const float* ms, const float* sc, const float* mn,
@@ -560,8 +575,8 @@ __attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride,
   // Prefetch pf_bytes from pf (may be null) spread evenly over the sub-blocks.
   const int64_t pf_step = pf ? ((pf_bytes + 63) / 64 + nsb - 1) / nsb * 64 : 0;
   const uint8_t* pf_end = pf ? pf + pf_bytes : nullptr;
-  __m512 acc[16];
-  for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+#define FC_ACC_DECL(r) __m512 a##r = _mm512_setzero_ps();
+  FC_ROWS16(FC_ACC_DECL)
   int64_t s = 0;
   for (; s + 4 <= nsb; s += 4) {
     if (pf)
@@ -571,19 +586,29 @@ __attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride,
     FC_AMX_BLOCK(1, 6, 7, abase + (s + 1) * astep, astride, bq + (s + 1) * bstep, cbuf[1]);
     FC_AMX_BLOCK(2, 4, 5, abase + (s + 2) * astep, astride, bq + (s + 2) * bstep, cbuf[2]);
     FC_AMX_BLOCK(3, 6, 7, abase + (s + 3) * astep, astride, bq + (s + 3) * bstep, cbuf[3]);
-    for (int k = 0; k < 4; k++)
-      scale_block<MIN>(cbuf[k], da + (s + k) * 16, ms + (s + k) * 16, sc + s + k, mn + s + k, nsb, acc);
+    FC_SCALE_BLOCK(cbuf[0], da + s * 16, ms + s * 16, sc + s * 16, mn + s * 16);
+    FC_SCALE_BLOCK(cbuf[1], da + (s + 1) * 16, ms + (s + 1) * 16, sc + (s + 1) * 16, mn + (s + 1) * 16);
+    FC_SCALE_BLOCK(cbuf[2], da + (s + 2) * 16, ms + (s + 2) * 16, sc + (s + 2) * 16, mn + (s + 2) * 16);
+    FC_SCALE_BLOCK(cbuf[3], da + (s + 3) * 16, ms + (s + 3) * 16, sc + (s + 3) * 16, mn + (s + 3) * 16);
   }
   for (; s < nsb; s++) {
     FC_AMX_BLOCK(0, 4, 5, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
-    scale_block<MIN>(cbuf[0], da + s * 16, ms + s * 16, sc + s, mn + s, nsb, acc);
+    FC_SCALE_BLOCK(cbuf[0], da + s * 16, ms + s * 16, sc + s * 16, mn + s * 16);
   }
-  // acc[r][i] is output row r0 + r of activation row 16j + i: transposed in registers so each
+  // a_r[i] is output row r0 + r of activation row 16j + i: transposed in registers so each
   // activation row's 16 outputs go out as one store, not 16 scattered ones.
-  transpose16(acc);
+#define FC_ACC_OUT(r) out[r] = a##r;
+  __m512 out[16];
+  FC_ROWS16(FC_ACC_OUT)
+  transpose16(out);
   const __mmask16 keep = (__mmask16)((1u << nr) - 1);
-  for (int64_t i = 0; i < nv; i++) _mm512_mask_storeu_ps(y + i * M, keep, acc[i]);
+  for (int64_t i = 0; i < nv; i++) _mm512_mask_storeu_ps(y + i * M, keep, out[i]);
 }
+#undef FC_ACC_DECL
+#undef FC_ACC_OUT
+#undef FC_SCALE_BLOCK
+#undef FC_SCALE_ROW
+#undef FC_ROWS16
 
 // y = x W^T; output rows in groups of 16 handed out from an atomic counter.
 void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, ThreadPool& pool) {
@@ -599,10 +624,12 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
   pool.run([&](int, int) {
     configure(pa.sb);
     thread_local std::vector<int8_t> lv;  // decoded levels of the group's 16 rows, stride K
-    thread_local std::vector<float> scm;  // scales [16][nsb] then mins [16][nsb]
-    if ((int64_t)scm.size() < 32 * nsb) scm.resize(32 * nsb);
+    thread_local std::vector<float> scm;  // scales [16][nsb], mins [16][nsb], then both as [nsb][16]
+    if ((int64_t)scm.size() < 64 * nsb) scm.resize(64 * nsb);
     float* sc = scm.data();
     float* mn = scm.data() + 16 * nsb;
+    float* scT = scm.data() + 32 * nsb;  // per sub-block the 16 rows' values side by side: one base
+    float* mnT = scm.data() + 48 * nsb;  // pointer for all 16 broadcasts in scale_block
     for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;)
     for (int64_t g = c * chunk, gend = std::min(ngroups, g + chunk); g < gend; g++) {
       const int64_t r0 = 16 * g;
@@ -644,6 +671,11 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
         astride = K;
         astep = pa.sb;
       }
+      for (int r = 0; r < 16; r++)
+        for (int64_t b = 0; b < nsb; b++) {
+          scT[b * 16 + r] = sc[r * nsb + b];
+          if (with_min) mnT[b * 16 + r] = mn[r * nsb + b];
+        }
       const int64_t bstep = pa.sb * 16;
       for (int64_t j = 0; j < pa.ntiles; j++) {
         const int8_t* bq = pa.q + j * nsb * bstep;
@@ -652,8 +684,8 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
         float* yj = y + 16 * j * M + r0;
         const int64_t nv = std::min<int64_t>(16, n - 16 * j);
         const uint8_t* pfj = j == 0 ? pf : nullptr;
-        if (with_min) tile_column<true>(abase, astride, astep, bq, da, ms, sc, mn, nsb, bstep, yj, M, nr, nv, pfj, 16 * rs);
-        else tile_column<false>(abase, astride, astep, bq, da, ms, sc, mn, nsb, bstep, yj, M, nr, nv, pfj, 16 * rs);
+        if (with_min) tile_column<true>(abase, astride, astep, bq, da, ms, scT, mnT, nsb, bstep, yj, M, nr, nv, pfj, 16 * rs);
+        else tile_column<false>(abase, astride, astep, bq, da, ms, scT, mnT, nsb, bstep, yj, M, nr, nv, pfj, 16 * rs);
       }
     }
     _tile_release();
