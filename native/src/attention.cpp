@@ -679,10 +679,15 @@ void attention_prefill(int T, int p0, int n_head, int n_kv, int hd, int64_t stri
   const int g = n_head / n_kv;
   constexpr int kTokens = 16;  // query tokens per item: their g*16 rows share each K/V tile
   const int n_chunks = (T + kTokens - 1) / kTokens;
-  pfor(pool, (int64_t)n_kv * n_chunks, [&](int64_t b, int64_t e) {
+  // Causal: a later chunk of tokens sees more positions, so an even split of the items gave one
+  // thread three times the other's work. Items are handed out one at a time, latest (heaviest) first.
+  const int64_t n_items = (int64_t)n_kv * n_chunks;
+  std::atomic<int64_t> next{0};
+  pool.run([&](int, int) {
     Scratch& w = tls;
     int64_t limit[kTokens * 64];
-    for (int64_t item = b; item < e; item++) {
+    for (int64_t taken; (taken = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+      const int64_t item = n_items - 1 - taken;
       const int h = (int)(item % n_kv);
       const int t0 = (int)(item / n_kv) * kTokens, t1 = std::min(T, t0 + kTokens);
       // Rows in groups of at most 64 heads so the limit array stays on the stack.
