@@ -604,6 +604,84 @@ __attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride,
   const __mmask16 keep = (__mmask16)((1u << nr) - 1);
   for (int64_t i = 0; i < nv; i++) _mm512_mask_storeu_ps(y + i * M, keep, out[i]);
 }
+// Two weight groups (A0, A1: rows r0..r0+31) against two activation tiles (B0, B1): four C tiles per
+// sub-block from two A and two B loads instead of four of each. The 64 accumulator vectors do not fit
+// in registers, so they live in acc (L1); measured alone, 13% less time per product than tile_column.
+#define FC_SCALE_MEM_ROW(r)                                                                        \
+  {                                                                                                \
+    __m512 t_ = _mm512_loadu_ps(A_ + 16 * r);                                                      \
+    t_ = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c_ + 16 * r)), da_),   \
+                         _mm512_set1_ps(sc16_[r]), t_);                                            \
+    if (MIN) t_ = _mm512_fnmadd_ps(ms_, _mm512_set1_ps(mn16_[r]), t_);                             \
+    _mm512_storeu_ps(A_ + 16 * r, t_);                                                             \
+  }
+#define FC_SCALE_MEM(cb, da16, ms16, sc16, mn16, accp)                           \
+  do {                                                                           \
+    const int32_t* c_ = (cb);                                                    \
+    float* A_ = (accp);                                                          \
+    const __m512 da_ = _mm512_loadu_ps(da16);                                    \
+    const __m512 ms_ = MIN ? _mm512_loadu_ps(ms16) : _mm512_setzero_ps();        \
+    const float* sc16_ = (sc16);                                                 \
+    const float* mn16_ = (mn16);                                                 \
+    (void)ms_, (void)mn16_;                                                      \
+    FC_ROWS16(FC_SCALE_MEM_ROW)                                                  \
+  } while (0)
+
+struct GroupA {
+  const int8_t* base;
+  int64_t stride, step;
+  const float* sc;  // [nsb][16]
+  const float* mn;
+};
+
+template <bool MIN>
+__attribute__((noinline)) void tile_quad(const GroupA& g0, const GroupA& g1, const int8_t* b0, const int8_t* b1,
+                                         const float* da0, const float* da1, const float* ms0, const float* ms1,
+                                         int64_t nsb, int64_t bstep, float* y0, float* y1, int64_t M, int64_t nv0,
+                                         int64_t nv1, const uint8_t* pf, int64_t pf_bytes) {
+  alignas(64) int32_t cbuf[4][256];
+  alignas(64) float acc[4][256];  // [g0 b0, g0 b1, g1 b0, g1 b1][row][16 activations]
+  std::memset(acc, 0, sizeof acc);
+  const int64_t pf_step = pf ? ((pf_bytes + 63) / 64 + nsb - 1) / nsb * 64 : 0;
+  const uint8_t* pf_end = pf ? pf + pf_bytes : nullptr;
+  const int8_t *a0 = g0.base, *a1 = g1.base;
+  const int64_t as0 = g0.stride, as1 = g1.stride, st0 = g0.step, st1 = g1.step;
+  for (int64_t s = 0; s < nsb; s++) {
+    if (pf)
+      for (const uint8_t* p = pf + s * pf_step, *e = std::min(pf_end, p + pf_step); p < e; p += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, a0 + s * st0, as0);
+    _tile_loadd(5, b0 + s * bstep, 64);
+    _tile_dpbssd(0, 4, 5);
+    _tile_loadd(7, b1 + s * bstep, 64);
+    _tile_dpbssd(1, 4, 7);
+    _tile_loadd(6, a1 + s * st1, as1);
+    _tile_dpbssd(2, 6, 5);
+    _tile_dpbssd(3, 6, 7);
+    FC_TILE_STORE_C(0, cbuf[0]);
+    FC_TILE_STORE_C(1, cbuf[1]);
+    FC_TILE_STORE_C(2, cbuf[2]);
+    FC_TILE_STORE_C(3, cbuf[3]);
+    FC_SCALE_MEM(cbuf[0], da0 + s * 16, ms0 + s * 16, g0.sc + s * 16, g0.mn + s * 16, acc[0]);
+    FC_SCALE_MEM(cbuf[1], da1 + s * 16, ms1 + s * 16, g0.sc + s * 16, g0.mn + s * 16, acc[1]);
+    FC_SCALE_MEM(cbuf[2], da0 + s * 16, ms0 + s * 16, g1.sc + s * 16, g1.mn + s * 16, acc[2]);
+    FC_SCALE_MEM(cbuf[3], da1 + s * 16, ms1 + s * 16, g1.sc + s * 16, g1.mn + s * 16, acc[3]);
+  }
+  float* ys[4] = {y0, y1, y0 + 16, y1 + 16};  // y1 = activation tile 1; +16 = weight group 1
+  const int64_t nvs[4] = {nv0, nv1, nv0, nv1};
+  for (int q = 0; q < 4; q++) {
+    __m512 out[16];
+    for (int r = 0; r < 16; r++) out[r] = _mm512_load_ps(acc[q] + 16 * r);
+    transpose16(out);
+    for (int64_t i = 0; i < nvs[q]; i++) _mm512_storeu_ps(ys[q] + i * M, out[i]);
+  }
+}
+#undef FC_SCALE_MEM
+#undef FC_SCALE_MEM_ROW
 #undef FC_ACC_DECL
 #undef FC_ACC_OUT
 #undef FC_SCALE_BLOCK
@@ -623,24 +701,23 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
   std::atomic<int64_t> next{0};
   pool.run([&](int, int) {
     configure(pa.sb);
-    thread_local std::vector<int8_t> lv;  // decoded levels of the group's 16 rows, stride K
-    thread_local std::vector<float> scm;  // scales [16][nsb], mins [16][nsb], then both as [nsb][16]
-    if ((int64_t)scm.size() < 64 * nsb) scm.resize(64 * nsb);
-    float* sc = scm.data();
-    float* mn = scm.data() + 16 * nsb;
-    float* scT = scm.data() + 32 * nsb;  // per sub-block the 16 rows' values side by side: one base
-    float* mnT = scm.data() + 48 * nsb;  // pointer for all 16 broadcasts in scale_block
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;)
-    for (int64_t g = c * chunk, gend = std::min(ngroups, g + chunk); g < gend; g++) {
+    // Per group slot (two, for the paired path): decoded levels of 16 rows (stride K), and the scales
+    // and mins as [16][nsb] and again as [nsb][16] (per sub-block the 16 rows' values side by side:
+    // one base pointer for all 16 broadcasts of a scaling step).
+    thread_local std::vector<int8_t> lv;
+    thread_local std::vector<float> scm;
+    if ((int64_t)lv.size() < 32 * K) lv.resize(32 * K);
+    if ((int64_t)scm.size() < 128 * nsb) scm.resize(128 * nsb);
+    auto prepare = [&](int64_t g, int slot) -> GroupA {
       const int64_t r0 = 16 * g;
-      // The next group of this chunk (16 consecutive rows, one contiguous range) is prefetched
-      // while this one computes: tile loads do not start the hardware prefetcher early enough,
-      // and at n = 16 (a decode step of 16 samples) they waited on memory most of the time.
-      const uint8_t* pf = g + 1 < gend ? W.data + (r0 + 16) * rs : nullptr;
       const int nr = (int)std::min<int64_t>(16, M - r0);
       const uint8_t* wrows = W.data + r0 * rs;
-      const int8_t* abase;
-      int64_t astride, astep;
+      float* sc = scm.data() + slot * 64 * nsb;
+      float* mn = sc + 16 * nsb;
+      float* scT = sc + 32 * nsb;
+      float* mnT = sc + 48 * nsb;
+      int8_t* lvs = lv.data() + slot * 16 * K;
+      GroupA a;
       if (in_place && nr == 16) {  // Q8_0 levels are read in place: offset 2 of each 34-byte block
         const __m512i offs = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                 _mm512_set1_epi32((int)sizeof(block_q8_0)));
@@ -653,41 +730,81 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
           }
           for (; b < nsb; b++) sc[r * nsb + b] = _cvtsh_ss(reinterpret_cast<const block_q8_0*>(row)[b].d);
         }
-        abase = reinterpret_cast<const int8_t*>(wrows) + 2;
-        astride = rs;
-        astep = sizeof(block_q8_0);
+        a.base = reinterpret_cast<const int8_t*>(wrows) + 2;
+        a.stride = rs;
+        a.step = sizeof(block_q8_0);
       } else {
-        if ((int64_t)lv.size() < 16 * K) lv.resize(16 * K);
         for (int r = 0; r < 16; r++) {
           if (r < nr) {
-            decode_row(W.type, wrows + r * rs, K, lv.data() + r * K, sc + r * nsb, mn + r * nsb);
+            decode_row(W.type, wrows + r * rs, K, lvs + r * K, sc + r * nsb, mn + r * nsb);
           } else {  // padding rows: zero levels and scales, results not stored
-            std::memset(lv.data() + r * K, 0, K);
+            std::memset(lvs + r * K, 0, K);
             std::fill(sc + r * nsb, sc + (r + 1) * nsb, 0.0f);
             std::fill(mn + r * nsb, mn + (r + 1) * nsb, 0.0f);
           }
         }
-        abase = lv.data();
-        astride = K;
-        astep = pa.sb;
+        a.base = lvs;
+        a.stride = K;
+        a.step = pa.sb;
       }
       for (int r = 0; r < 16; r++)
         for (int64_t b = 0; b < nsb; b++) {
           scT[b * 16 + r] = sc[r * nsb + b];
           if (with_min) mnT[b * 16 + r] = mn[r * nsb + b];
         }
-      const int64_t bstep = pa.sb * 16;
-      for (int64_t j = 0; j < pa.ntiles; j++) {
-        const int8_t* bq = pa.q + j * nsb * bstep;
-        const float* da = pa.d + j * nsb * 16;
-        const float* ms = pa.ms + j * nsb * 16;
-        float* yj = y + 16 * j * M + r0;
-        const int64_t nv = std::min<int64_t>(16, n - 16 * j);
-        const uint8_t* pfj = j == 0 ? pf : nullptr;
-        if (with_min) tile_column<true>(abase, astride, astep, bq, da, ms, scT, mnT, nsb, bstep, yj, M, nr, nv, pfj, 16 * rs);
-        else tile_column<false>(abase, astride, astep, bq, da, ms, scT, mnT, nsb, bstep, yj, M, nr, nv, pfj, 16 * rs);
+      a.sc = scT;
+      a.mn = mnT;
+      return a;
+    };
+    const int64_t bstep = pa.sb * 16;
+    auto single = [&](const GroupA& a, int64_t g, int64_t j, const uint8_t* pf, int64_t pf_bytes) {
+      const int64_t r0 = 16 * g;
+      const int nr = (int)std::min<int64_t>(16, M - r0);
+      const int64_t nv = std::min<int64_t>(16, n - 16 * j);
+      const int8_t* bq = pa.q + j * nsb * bstep;
+      const float* da = pa.d + j * nsb * 16;
+      const float* ms = pa.ms + j * nsb * 16;
+      float* yj = y + 16 * j * M + r0;
+      if (with_min) tile_column<true>(a.base, a.stride, a.step, bq, da, ms, a.sc, a.mn, nsb, bstep, yj, M, nr, nv, pf, pf_bytes);
+      else tile_column<false>(a.base, a.stride, a.step, bq, da, ms, a.sc, a.mn, nsb, bstep, yj, M, nr, nv, pf, pf_bytes);
+    };
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;)
+      for (int64_t g = c * chunk, gend = std::min(ngroups, g + chunk); g < gend;) {
+        // Two full groups and at least two activation tiles: the 2 x 2 path. The rows that come
+        // next in this chunk are prefetched while these compute: tile loads do not start the
+        // hardware prefetcher early enough, and at n = 16 they waited on memory most of the time.
+        const bool pair = g + 1 < gend && 16 * (g + 2) <= M && pa.ntiles >= 2;
+        const int64_t take = pair ? 2 : 1;
+        const uint8_t* pf = g + take < gend ? W.data + 16 * (g + take) * rs : nullptr;
+        const int64_t pf_bytes = 16 * rs * std::min<int64_t>(2, gend - g - take);
+        const GroupA a0 = prepare(g, 0);
+        if (!pair) {
+          for (int64_t j = 0; j < pa.ntiles; j++) single(a0, g, j, j == 0 ? pf : nullptr, pf_bytes);
+          g += 1;
+          continue;
+        }
+        const GroupA a1 = prepare(g + 1, 1);
+        int64_t j = 0;
+        for (; j + 2 <= pa.ntiles; j += 2) {
+          const int8_t* b0 = pa.q + j * nsb * bstep;
+          const float* d0 = pa.d + j * nsb * 16;
+          const float* m0 = pa.ms + j * nsb * 16;
+          float* y0 = y + 16 * j * M + 16 * g;
+          const int64_t nv0 = std::min<int64_t>(16, n - 16 * j), nv1 = std::min<int64_t>(16, n - 16 * (j + 1));
+          const uint8_t* pfj = j == 0 ? pf : nullptr;
+          if (with_min)
+            tile_quad<true>(a0, a1, b0, b0 + nsb * bstep, d0, d0 + nsb * 16, m0, m0 + nsb * 16, nsb, bstep, y0,
+                            y0 + 16 * M, M, nv0, nv1, pfj, pf_bytes);
+          else
+            tile_quad<false>(a0, a1, b0, b0 + nsb * bstep, d0, d0 + nsb * 16, m0, m0 + nsb * 16, nsb, bstep, y0,
+                             y0 + 16 * M, M, nv0, nv1, pfj, pf_bytes);
+        }
+        if (j < pa.ntiles) {  // an odd last activation tile
+          single(a0, g, j, nullptr, 0);
+          single(a1, g + 1, j, nullptr, 0);
+        }
+        g += 2;
       }
-    }
     _tile_release();
   });
 }

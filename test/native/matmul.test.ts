@@ -144,6 +144,24 @@ describe.each(FAMILIES)('matmul on the $name kernels', ({ name, env }) => {
     });
   }
 
+  // Wide enough that each thread's share holds consecutive pairs of 16-row groups (the AMX kernel's
+  // 2 x 2 path: two weight groups against two activation tiles), with a partial last group and an odd
+  // number of activation tiles (40 rows = 2 full tiles and a partial third).
+  test('wide matrices: paired row groups, partial group, odd activation tiles', () => {
+    for (const type of ['Q8_0', 'Q4_K', 'Q6_K'] as TypeName[]) {
+      const K = QK[type] === 32 ? 32 * 7 : 256 * 2;
+      const M = 16 * 40 + 13;
+      const c = makeWeights(type, K, M);
+      for (const threads of [1, 2]) {
+        const x = randn(40 * K, 1);
+        setEnv(env);
+        const y = addon.matmul(T[type], c.w, K, M, x, 40, threads);
+        const exact = normwise(y, reference(c, quantizedActivations(x, ACT_BLOCK[type]), 40));
+        expect(exact, `${type} threads=${threads}`).toBeLessThan(EXACT_BOUND);
+      }
+    }
+  });
+
   test('1, 2 and 3 threads give bit-identical results (GEMV and GEMM)', () => {
     setEnv(env);
     for (const type of ['Q8_0', 'Q4_K', 'Q6_K', 'F16'] as TypeName[]) {
