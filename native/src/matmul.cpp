@@ -719,20 +719,20 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
       int8_t* lvs = lv.data() + slot * 16 * K;
       GroupA a;
       if (in_place && nr == 16) {  // Q8_0 levels are read in place: offset 2 of each 34-byte block
+        // Block b's scales of the 16 rows in one gather (rows rs bytes apart; the fp16 is the low half
+        // of each gathered dword), straight into the [nsb][16] layout the scaling step reads.
         const __m512i offs = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                _mm512_set1_epi32((int)sizeof(block_q8_0)));
-        for (int r = 0; r < 16; r++) {
-          const uint8_t* row = wrows + r * rs;
-          int64_t b = 0;
-          for (; b + 16 <= nsb; b += 16) {  // 16 fp16 block scales per gather (low halves of the dwords)
-            const __m512i h = _mm512_i32gather_epi32(offs, row + b * sizeof(block_q8_0), 1);
-            _mm512_storeu_ps(sc + r * nsb + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
-          }
-          for (; b < nsb; b++) sc[r * nsb + b] = _cvtsh_ss(reinterpret_cast<const block_q8_0*>(row)[b].d);
+                                                _mm512_set1_epi32((int)rs));
+        for (int64_t b = 0; b < nsb; b++) {
+          const __m512i h = _mm512_i32gather_epi32(offs, wrows + b * sizeof(block_q8_0), 1);
+          _mm512_storeu_ps(scT + b * 16, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)));
         }
         a.base = reinterpret_cast<const int8_t*>(wrows) + 2;
         a.stride = rs;
         a.step = sizeof(block_q8_0);
+        a.sc = scT;
+        a.mn = mnT;
+        return a;
       } else {
         for (int r = 0; r < 16; r++) {
           if (r < nr) {
