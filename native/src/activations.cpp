@@ -1,10 +1,8 @@
-// SIMD paths for the elementwise functions in activations.h. The exponential is computed the
-// classical way (Cody & Waite range reduction): exp(x) = 2^k * exp(r) with k = round(x / ln 2) and
-// r = x - k ln 2 in [-ln2/2, ln2/2], ln 2 split in a high part exact in float and a low part, exp(r)
-// by its degree-6 Taylor polynomial (truncation error < 2e-8 relative on that interval), and 2^k put
-// into the exponent bits. Inputs are clamped to [-87, 88] so 2^k stays a normal float.
-// The scalar twin uses std::exp; both are checked against float64 in test/native/activations.test.ts.
+// SIMD paths for the elementwise functions in activations.h, on exp512 (simd_exp.h). The scalar
+// twin uses std::exp; both are checked against float64 in test/native/activations.test.ts.
 #include "activations.h"
+
+#include "simd_exp.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,21 +23,6 @@ inline float silu(float x) { return x / (1.f + std::exp(-x)); }
 inline float gelu(float x) { return 0.5f * x * (1.f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x))); }
 
 #if FC_X86
-__attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.f)), _mm512_set1_ps(88.f));
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);  // ln2 high part: 8 significant bits
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);       // ln2 - high part
-  __m512 p = _mm512_set1_ps(1.f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, k);  // p * 2^k
-}
 
 __attribute__((target("avx512f"))) void silu_mul_512(float* h, const float* g, int64_t n) {
   int64_t i = 0;

@@ -15,6 +15,7 @@
 // own decode cache, then the rows are normalised. Replicated: one item = one sample x one KV head
 // over that sample's private copy (context copied in) of length P + D.
 #include "attention.h"
+#include "simd_exp.h"
 
 #include <algorithm>
 #include <atomic>
@@ -211,23 +212,6 @@ void attend_rows(Scratch& w, int r0, int R, int hd, const float* k, const float*
 // (64 dims each) stay in registers while the tile's V rows stream through.
 #define FC_AVX512 __attribute__((target("avx512f,fma")))
 
-FC_AVX512 inline __m512 exp512(__m512 x) {  // same method as exp256
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.f / 5040);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
 
 // s[r][0..64) = q_r . kt[:, t] for RB rows (q rows hd apart, kt [hd][64]).
 template <int RB>
