@@ -691,7 +691,11 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   if ((int64_t)x.ElementLength() < n * W.ne0) fail(env, "matmul: x is too short");
   W.data = w.Data();
   Napi::Float32Array y = Napi::Float32Array::New(env, (size_t)(n * W.ne1));
-  matmul(W, x.Data(), n, y.Data(), hook_pool(env, threads));
+  // Computed into a cache-line aligned buffer like the forward pass's, so the tests and benchmarks
+  // take the same store path (streaming stores need 64-byte alignment).
+  std::vector<float, Aligned64<float>> out((size_t)(n * W.ne1));
+  matmul(W, x.Data(), n, out.data(), hook_pool(env, threads));
+  std::memcpy(y.Data(), out.data(), sizeof(float) * out.size());
   return y;
 }
 

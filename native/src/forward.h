@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -29,6 +30,21 @@ class KvBuffer {
  private:
   float* p_ = nullptr;
   size_t n_ = 0;
+};
+
+// Allocator for scratch arrays whose rows must start on cache-line boundaries.
+template <class T>
+struct Aligned64 {
+  using value_type = T;
+  Aligned64() = default;
+  template <class U>
+  Aligned64(const Aligned64<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const Aligned64<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const Aligned64<U>&) const { return false; }
 };
 
 enum class NormKind { Rms, Layer };
@@ -113,7 +129,8 @@ class Session {
   bool replicated_ = false;
   std::vector<int> d_;  // decode positions used per slot
   // Scratch sized once for the largest batch (prompt chunk or all slots).
-  std::vector<float> x_, xb_, qkv_, q_, k_, v_, att_, hb_, hb2_, row_, cs_;
+  // 64-byte aligned: matmul outputs go out as whole-cache-line streaming stores when aligned.
+  std::vector<float, Aligned64<float>> x_, xb_, qkv_, q_, k_, v_, att_, hb_, hb2_, row_, cs_;
   std::vector<int> pos_, slot_d_;
   std::vector<double> inv_freq_;
   struct Profile;

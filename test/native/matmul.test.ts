@@ -145,12 +145,12 @@ describe.each(FAMILIES)('matmul on the $name kernels', ({ name, env }) => {
   }
 
   // Wide enough that each thread's share holds consecutive pairs of 16-row groups (the AMX kernel's
-  // 2 x 2 path: two weight groups against two activation tiles), with a partial last group and an odd
-  // number of activation tiles (40 rows = 2 full tiles and a partial third).
-  test('wide matrices: paired row groups, partial group, odd activation tiles', () => {
+  // 2 x 2 path: two weight groups against two activation tiles), with an odd number of activation
+  // tiles (40 rows = 2 full tiles and a partial third); 640 rows take the streaming-store path for
+  // outputs, 653 (a partial last group) the masked one.
+  test.each([640, 653])('wide matrices (%i rows): paired row groups, odd activation tiles', (M) => {
     for (const type of ['Q8_0', 'Q4_K', 'Q6_K'] as TypeName[]) {
       const K = QK[type] === 32 ? 32 * 7 : 256 * 2;
-      const M = 16 * 40 + 13;
       const c = makeWeights(type, K, M);
       for (const threads of [1, 2]) {
         const x = randn(40 * K, 1);
