@@ -1,6 +1,6 @@
 // The native addon's surface, typed, and the one place that loads it. Everything heavy (the forward
 // pass, matmuls, attention) lives in native/; JavaScript decides what to compute.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { RowStatsFn } from './sampler';
@@ -149,7 +149,7 @@ export interface Addon {
 
 let cached: Addon | undefined;
 
-/** Finds forkcast.node beside the bundle (packaged) or in native/build (development). */
+/** Finds forkcast.node beside the bundle (packaged) or in native/build (development), the newest if both. */
 export function loadAddon(): Addon {
   if (cached) return cached;
   const candidates = [
@@ -158,7 +158,9 @@ export function loadAddon(): Addon {
     join(__dirname, '..', 'dist', 'native', 'forkcast.node'),
     join(process.cwd(), 'native', 'build', 'Release', 'forkcast.node'),
   ];
-  const found = candidates.find((p) => existsSync(p));
+  // The newest one: after `npm run build:native` alone, dist/native still holds the copy the last
+  // bundling made, and loading it silently measured an old build.
+  const found = candidates.filter((p) => existsSync(p)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
   if (!found) throw new Error(`Forkcast native addon not found (looked in ${candidates.join(', ')}); run "npm run build"`);
   // createRequire works the same in the esbuild CJS bundle and under vitest's vite-node, where a
   // bare `require` of a computed path is not guaranteed to exist.
