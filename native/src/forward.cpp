@@ -348,9 +348,9 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
         std::memcpy(v + (size_t)i * kvdim_, r + qdim_ + kvdim_, sizeof(float) * kvdim_);
       }
     } else {
-      matmul(L.wq, xb, m, q, pool);
-      matmul(L.wk, xb, m, k, pool);
-      matmul(L.wv, xb, m, v, pool);
+      const Tensor* W3[3] = {&L.wq, &L.wk, &L.wv};
+      float* y3[3] = {q, k, v};
+      matmul_shared(W3, y3, 3, xb, m, pool);
       add_bias(q, m, qdim_, qdim_, L.bq);
       add_bias(k, m, kvdim_, kvdim_, L.bk);
       add_bias(v, m, kvdim_, kvdim_, L.bv);
@@ -390,13 +390,16 @@ void Session::forward(int m, const int32_t* tokens, const int* pos, bool prefill
     // ---- MLP ----
     norm_rows(w, xb, x, m, L.ffn_norm, L.ffn_norm_b);
     lap(Profile::Norm);
-    matmul(L.ffn_up, xb, m, hb, pool);
-    add_bias(hb, m, F, F, L.ffn_up_b);
     if (w.mlp == MlpKind::SwiGLU) {  // Shazeer 2020: silu(gate) * up
-      matmul(L.ffn_gate, xb, m, hb2, pool);
+      const Tensor* W2[2] = {&L.ffn_up, &L.ffn_gate};
+      float* y2[2] = {hb, hb2};
+      matmul_shared(W2, y2, 2, xb, m, pool);
+      add_bias(hb, m, F, F, L.ffn_up_b);
       lap(Profile::Mlp);
       pfor(pool, (int64_t)m * F, [&](int64_t b, int64_t e) { silu_mul(hb + b, hb2 + b, e - b); });
     } else {
+      matmul(L.ffn_up, xb, m, hb, pool);
+      add_bias(hb, m, F, F, L.ffn_up_b);
       lap(Profile::Mlp);
       pfor(pool, (int64_t)m * F, [&](int64_t b, int64_t e) { gelu_inplace(hb + b, e - b); });
     }

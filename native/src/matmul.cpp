@@ -922,13 +922,40 @@ const char* matmul_isa() {
   }
 }
 
-void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool) {
+namespace {
+void check_shape(const Tensor& W) {
   const int64_t K = W.ne0, M = W.ne1;
   const int64_t bs = ggml_block_size(W.type);
   if (bs == 0) throw std::invalid_argument(std::string("matmul: unsupported weight type ") + std::to_string(W.type));
   if (K <= 0 || M <= 0 || K % bs != 0)
     throw std::invalid_argument(std::string("matmul: ") + ggml_type_name(W.type) + " row length " + std::to_string(K) +
                                 " is not a positive multiple of " + std::to_string(bs));
+}
+}  // namespace
+
+void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const float* x, int64_t n, ThreadPool& pool) {
+  for (int i = 0; i < count; i++) check_shape(*Ws[i]);
+  if (n <= 0 || count <= 0) return;
+#if FC_AMX
+  // On AMX the activations are quantized and packed into tile order once for all the matrices.
+  const Tensor& W0 = *Ws[0];
+  bool same = active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N && fc_amx::supported(W0.type);
+  for (int i = 1; i < count; i++) same = same && Ws[i]->type == W0.type && Ws[i]->ne0 == W0.ne0;
+  if (same) {
+    thread_local std::vector<uint8_t> packed;
+    const int64_t need = fc_amx::packed_bytes(n, W0.ne0, fc_amx::sub_block(W0.type));
+    if ((int64_t)packed.size() < need) packed.resize(need);
+    const fc_amx::PackedActs pa = fc_amx::pack_activations(W0.type, x, n, W0.ne0, packed.data(), pool);
+    for (int i = 0; i < count; i++) fc_amx::matmul_amx(*Ws[i], pa, n, ys[i], pool);
+    return;
+  }
+#endif
+  for (int i = 0; i < count; i++) matmul(*Ws[i], x, n, ys[i], pool);
+}
+
+void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const int64_t K = W.ne0, M = W.ne1;
+  check_shape(W);
   if (n <= 0) return;
   const Isa isa = active_isa();
   const int64_t rs = ggml_row_size(W.type, K);
@@ -936,11 +963,9 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
 
 #if FC_AMX
   if (isa == Isa::Amx && n >= fc_amx::AMX_MIN_N && fc_amx::supported(W.type)) {
-    thread_local std::vector<uint8_t> packed;
-    const int64_t need = fc_amx::packed_bytes(n, K, fc_amx::sub_block(W.type));
-    if ((int64_t)packed.size() < need) packed.resize(need);
-    const fc_amx::PackedActs pa = fc_amx::pack_activations(W.type, x, n, K, packed.data(), pool);
-    fc_amx::matmul_amx(W, pa, n, y, pool);
+    const Tensor* Ws[1] = {&W};
+    float* ys[1] = {y};
+    matmul_shared(Ws, ys, 1, x, n, pool);
     return;
   }
 #endif

@@ -8,6 +8,10 @@
 // n rows (GEMV for n = 1, GEMM otherwise). Multi-threaded over the pool.
 void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool);
 
+// ys[i] = x Ws[i]^T for several matrices of one input (Q, K and V; gate and up): the same as `count`
+// matmul calls, with the activations prepared once when the matrices share type and row length.
+void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const float* x, int64_t n, ThreadPool& pool);
+
 // The kernel family matmul uses now: "amx" (AVX-512 plus AMX tiles for quantized GEMM),
 // "avx512vnni", "avx2" or "scalar". FORKCAST_NO_SIMD=1 forces scalar, FORKCAST_SIMD=avx512|avx2|scalar
 // caps the choice; both are read at every call so tests and benchmarks can compare families.
