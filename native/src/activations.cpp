@@ -89,24 +89,6 @@ bool has_avx512() {
 bool has_avx512() { return false; }
 #endif
 
-#if FC_X86
-// Offers, in index order, every x[i] (i >= from) greater than the current heap minimum; 16 values
-// are compared at once and most blocks hold none. Returns where the scalar tail starts.
-template <class Offer>
-__attribute__((target("avx512f"))) int64_t top_k_scan_512_impl(const float* x, int64_t n, int64_t from,
-                                                               const float* floor, Offer& offer) {
-  int64_t i = from;
-  for (; i + 16 <= n; i += 16) {
-    __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_set1_ps(*floor), _CMP_GT_OQ);
-    while (m) {
-      offer(i + __builtin_ctz(m));
-      m &= (__mmask16)(m - 1);
-      m &= _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_set1_ps(*floor), _CMP_GT_OQ);  // the floor rose
-    }
-  }
-  return i;
-}
-#endif
 
 // Heap order: a is worse than b (belongs nearer the top of the min-heap).
 struct Worse {
@@ -125,6 +107,31 @@ void sift_down(int32_t* h, int k, const Worse& worse) {
     i = m;
   }
 }
+
+// Index i enters the k-entry min-heap when x[i] beats its minimum. Later indices lose ties, so only a
+// strictly larger value enters.
+inline void offer(const float* x, int32_t* ids, int k, int64_t i) {
+  if (!(x[i] > x[ids[0]])) return;
+  ids[0] = (int32_t)i;
+  sift_down(ids, k, Worse{x});
+}
+
+#if FC_X86
+// offer() for every i in [from, n) in index order, 16 values compared with the heap's minimum at
+// once (most blocks hold none). Returns where the scalar tail starts.
+__attribute__((target("avx512f"))) int64_t top_k_scan_512(const float* x, int64_t n, int64_t from, int32_t* ids, int k) {
+  int64_t i = from;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    for (__mmask16 m = _mm512_cmp_ps_mask(v, _mm512_set1_ps(x[ids[0]]), _CMP_GT_OQ); m;) {
+      offer(x, ids, k, i + __builtin_ctz(m));
+      m &= (__mmask16)(m - 1);
+      m &= _mm512_cmp_ps_mask(v, _mm512_set1_ps(x[ids[0]]), _CMP_GT_OQ);  // the minimum rose
+    }
+  }
+  return i;
+}
+#endif
 
 }  // namespace
 
@@ -166,22 +173,9 @@ void row_top_k(const float* x, int64_t n, int k, int32_t* ids) {
       j = p;
     }
   }
-  // Later indices lose ties, so only a strictly larger value enters.
-  auto offer = [&](int64_t i) {
-    if (!(x[i] > x[ids[0]])) return;
-    ids[0] = (int32_t)i;
-    sift_down(ids, k, worse);
-  };
   int64_t i = k;
 #if FC_X86
-  if (has_avx512()) {
-    float floor_v = x[ids[0]];
-    auto offer_track = [&](int64_t j) {
-      offer(j);
-      floor_v = x[ids[0]];
-    };
-    i = top_k_scan_512_impl(x, n, k, &floor_v, offer_track);
-  }
+  if (has_avx512()) i = top_k_scan_512(x, n, k, ids, k);
 #endif
-  for (; i < n; i++) offer(i);
+  for (; i < n; i++) offer(x, ids, k, i);
 }

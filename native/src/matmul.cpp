@@ -561,18 +561,20 @@ inline void store_block(float* y, int64_t M, int nr, int64_t nv, const __m512* o
 
 // acc_r += C[r] * da * sc[r] (- ms * mn[r]): one sub-block's int32 products C (16 x 16, row r = weight
 // row r0 + r) scaled; sc16/mn16 are the 16 weight rows' scales (mins) of this sub-block, consecutive.
+// FC_ACC(r) names accumulator r: a register in tile_column, a vector of acc memory (A_) in tile_quad.
 #define FC_SCALE_ROW(r)                                                                            \
-  a##r = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c_ + 16 * r)), da_), \
-                         _mm512_set1_ps(sc16_[r]), a##r);                                          \
-  if (MIN) a##r = _mm512_fnmadd_ps(ms_, _mm512_set1_ps(mn16_[r]), a##r);
-#define FC_SCALE_BLOCK(cb, da16, ms16, sc16, mn16)                               \
+  FC_ACC(r) = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c_ + 16 * r)), da_), \
+                              _mm512_set1_ps(sc16_[r]), FC_ACC(r));                                \
+  if (MIN) FC_ACC(r) = _mm512_fnmadd_ps(ms_, _mm512_set1_ps(mn16_[r]), FC_ACC(r));
+#define FC_SCALE_BLOCK(cb, da16, ms16, sc16, mn16, accp)                         \
   do {                                                                           \
     const int32_t* c_ = (cb);                                                    \
+    float* A_ = (accp);                                                          \
     const __m512 da_ = _mm512_loadu_ps(da16);                                    \
     const __m512 ms_ = MIN ? _mm512_loadu_ps(ms16) : _mm512_setzero_ps();        \
     const float* sc16_ = (sc16);                                                 \
     const float* mn16_ = (mn16);                                                 \
-    (void)ms_, (void)mn16_;                                                      \
+    (void)A_, (void)ms_, (void)mn16_;                                            \
     FC_ROWS16(FC_SCALE_ROW)                                                      \
   } while (0)
 
@@ -580,6 +582,7 @@ inline void store_block(float* y, int64_t M, int nr, int64_t nv, const __m512* o
 // against activation tile j (B tiles at bq, scales da/ms), over all nsb sub-blocks, stored into y.
 // Its own function with everything passed by value: values reachable through pointers (the
 // PackedActs fields) were reloaded around every tile store, which clobbers memory.
+#define FC_ACC(r) a##r
 template <bool MIN>
 __attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride, int64_t astep, const int8_t* bq,
                                            const float* da, const float* ms, const float* sc, const float* mn,
@@ -600,14 +603,14 @@ __attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride,
     FC_AMX_BLOCK(1, 6, 7, abase + (s + 1) * astep, astride, bq + (s + 1) * bstep, cbuf[1]);
     FC_AMX_BLOCK(2, 4, 5, abase + (s + 2) * astep, astride, bq + (s + 2) * bstep, cbuf[2]);
     FC_AMX_BLOCK(3, 6, 7, abase + (s + 3) * astep, astride, bq + (s + 3) * bstep, cbuf[3]);
-    FC_SCALE_BLOCK(cbuf[0], da + s * 16, ms + s * 16, sc + s * 16, mn + s * 16);
-    FC_SCALE_BLOCK(cbuf[1], da + (s + 1) * 16, ms + (s + 1) * 16, sc + (s + 1) * 16, mn + (s + 1) * 16);
-    FC_SCALE_BLOCK(cbuf[2], da + (s + 2) * 16, ms + (s + 2) * 16, sc + (s + 2) * 16, mn + (s + 2) * 16);
-    FC_SCALE_BLOCK(cbuf[3], da + (s + 3) * 16, ms + (s + 3) * 16, sc + (s + 3) * 16, mn + (s + 3) * 16);
+    FC_SCALE_BLOCK(cbuf[0], da + s * 16, ms + s * 16, sc + s * 16, mn + s * 16, nullptr);
+    FC_SCALE_BLOCK(cbuf[1], da + (s + 1) * 16, ms + (s + 1) * 16, sc + (s + 1) * 16, mn + (s + 1) * 16, nullptr);
+    FC_SCALE_BLOCK(cbuf[2], da + (s + 2) * 16, ms + (s + 2) * 16, sc + (s + 2) * 16, mn + (s + 2) * 16, nullptr);
+    FC_SCALE_BLOCK(cbuf[3], da + (s + 3) * 16, ms + (s + 3) * 16, sc + (s + 3) * 16, mn + (s + 3) * 16, nullptr);
   }
   for (; s < nsb; s++) {
     FC_AMX_BLOCK(0, 4, 5, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
-    FC_SCALE_BLOCK(cbuf[0], da + s * 16, ms + s * 16, sc + s * 16, mn + s * 16);
+    FC_SCALE_BLOCK(cbuf[0], da + s * 16, ms + s * 16, sc + s * 16, mn + s * 16, nullptr);
   }
   // a_r[i] is output row r0 + r of activation row 16j + i: transposed in registers so each
   // activation row's 16 outputs go out as one store, not 16 scattered ones.
@@ -620,25 +623,8 @@ __attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride,
 // Two weight groups (A0, A1: rows r0..r0+31) against two activation tiles (B0, B1): four C tiles per
 // sub-block from two A and two B loads instead of four of each. The 64 accumulator vectors do not fit
 // in registers, so they live in acc (L1); measured alone, 13% less time per product than tile_column.
-#define FC_SCALE_MEM_ROW(r)                                                                        \
-  {                                                                                                \
-    __m512 t_ = _mm512_loadu_ps(A_ + 16 * r);                                                      \
-    t_ = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c_ + 16 * r)), da_),   \
-                         _mm512_set1_ps(sc16_[r]), t_);                                            \
-    if (MIN) t_ = _mm512_fnmadd_ps(ms_, _mm512_set1_ps(mn16_[r]), t_);                             \
-    _mm512_storeu_ps(A_ + 16 * r, t_);                                                             \
-  }
-#define FC_SCALE_MEM(cb, da16, ms16, sc16, mn16, accp)                           \
-  do {                                                                           \
-    const int32_t* c_ = (cb);                                                    \
-    float* A_ = (accp);                                                          \
-    const __m512 da_ = _mm512_loadu_ps(da16);                                    \
-    const __m512 ms_ = MIN ? _mm512_loadu_ps(ms16) : _mm512_setzero_ps();        \
-    const float* sc16_ = (sc16);                                                 \
-    const float* mn16_ = (mn16);                                                 \
-    (void)ms_, (void)mn16_;                                                      \
-    FC_ROWS16(FC_SCALE_MEM_ROW)                                                  \
-  } while (0)
+#undef FC_ACC
+#define FC_ACC(r) (*reinterpret_cast<__m512*>(A_ + 16 * (r)))
 
 struct GroupA {
   const int8_t* base;
@@ -679,10 +665,10 @@ __attribute__((noinline)) void tile_quad(const GroupA& g0, const GroupA& g1, con
     FC_TILE_STORE_C(1, cbuf[1]);
     FC_TILE_STORE_C(2, cbuf[2]);
     FC_TILE_STORE_C(3, cbuf[3]);
-    FC_SCALE_MEM(cbuf[0], da0 + s * 16, ms0 + s * 16, g0.sc + s * 16, g0.mn + s * 16, acc[0]);
-    FC_SCALE_MEM(cbuf[1], da1 + s * 16, ms1 + s * 16, g0.sc + s * 16, g0.mn + s * 16, acc[1]);
-    FC_SCALE_MEM(cbuf[2], da0 + s * 16, ms0 + s * 16, g1.sc + s * 16, g1.mn + s * 16, acc[2]);
-    FC_SCALE_MEM(cbuf[3], da1 + s * 16, ms1 + s * 16, g1.sc + s * 16, g1.mn + s * 16, acc[3]);
+    FC_SCALE_BLOCK(cbuf[0], da0 + s * 16, ms0 + s * 16, g0.sc + s * 16, g0.mn + s * 16, acc[0]);
+    FC_SCALE_BLOCK(cbuf[1], da1 + s * 16, ms1 + s * 16, g0.sc + s * 16, g0.mn + s * 16, acc[1]);
+    FC_SCALE_BLOCK(cbuf[2], da0 + s * 16, ms0 + s * 16, g1.sc + s * 16, g1.mn + s * 16, acc[2]);
+    FC_SCALE_BLOCK(cbuf[3], da1 + s * 16, ms1 + s * 16, g1.sc + s * 16, g1.mn + s * 16, acc[3]);
   }
   float* ys[4] = {y0, y1, y0 + 16, y1 + 16};  // y1 = activation tile 1; +16 = weight group 1
   const int64_t nvs[4] = {nv0, nv1, nv0, nv1};
@@ -693,8 +679,7 @@ __attribute__((noinline)) void tile_quad(const GroupA& g0, const GroupA& g1, con
     store_block(ys[q], M, 16, nvs[q], out);
   }
 }
-#undef FC_SCALE_MEM
-#undef FC_SCALE_MEM_ROW
+#undef FC_ACC
 #undef FC_ACC_DECL
 #undef FC_ACC_OUT
 #undef FC_SCALE_BLOCK
