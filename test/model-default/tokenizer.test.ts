@@ -7,11 +7,11 @@
 //    (unicode, CRLF, tabs, special-token look-alikes), and special-looking text stays plain text;
 //  - llama.cpp (node-llama-cpp, the reference build) tokenizes the same texts to the same ids.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGGUF } from '../../engine/gguf';
 import { Tokenizer } from '../../engine/tokenizer';
+import { HAVE_LLAMA_CPP, loadLlamaCpp } from '../shared';
 
 const ROOT = resolve(__dirname, '..', '..');
 const MODEL = resolve(ROOT, 'models', 'forkcast-default-q8_0.gguf');
@@ -86,20 +86,13 @@ describe('default model tokenizer', () => {
   });
 });
 
-const req = createRequire(__filename);
-const haveLlamaCpp = (() => { try { req.resolve('node-llama-cpp'); return true; } catch { return false; } })();
 type LlamaModel = { tokenize(text: string, special?: boolean): number[]; dispose(): Promise<void> };
 type Llama = { loadModel(o: { modelPath: string; vocabOnly: boolean }): Promise<LlamaModel>; dispose(): Promise<void> };
 
-describe.skipIf(!haveLlamaCpp)('default model tokenizer vs llama.cpp', () => {
+describe.skipIf(!HAVE_LLAMA_CPP)('default model tokenizer vs llama.cpp', () => {
   let llama: Llama | null = null;
   let why = '';
-  beforeAll(async () => {
-    try {
-      const { getLlama } = await import('node-llama-cpp');
-      llama = (await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never })) as unknown as Llama;
-    } catch (e) { why = (e as Error).message; }
-  });
+  beforeAll(async () => { ({ llama, why } = await loadLlamaCpp<Llama>()); });
   afterAll(async () => { await llama?.dispose(); });
 
   it('llama.cpp tokenizes the same texts to the same ids', async (ctx) => {

