@@ -137,10 +137,27 @@ function toResponseError(e: unknown): ResponseError<void> {
   return new ResponseError(ErrorCodes.Internal, e instanceof Error ? e.message : String(e));
 }
 
+/**
+ * A StreamMessageWriter that counts writes still on their way: a response is written a few ticks
+ * after its handler returns (vscode-jsonrpc queues writes), so an exit that only waited for the
+ * handlers could cut the last answer off.
+ */
+class TrackedWriter extends StreamMessageWriter {
+  pending = 0;
+  override async write(msg: Message): Promise<void> {
+    this.pending++;
+    try {
+      await super.write(msg);
+    } finally {
+      this.pending--;
+    }
+  }
+}
+
 export function startServer(opts: ServerOptions): MessageConnection {
   const input = opts.input ?? process.stdin;
   const output = opts.output ?? process.stdout;
-  const writer = new StreamMessageWriter(output);
+  const writer = new TrackedWriter(output);
   const reader = new TolerantReader(input, (m) => { void writer.write(m); });
   const conn = createMessageConnection(reader, writer);
   const scheduler = new Scheduler();
@@ -272,6 +289,7 @@ export function startServer(opts: ServerOptions): MessageConnection {
     for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r)); // let queued messages dispatch
     while (inflight > 0) await new Promise((r) => setTimeout(r, 5));
     await scheduler.idle();
+    while (writer.pending > 0) await new Promise((r) => setTimeout(r, 5)); // the answers are on their way out
     session?.dispose();
     model?.dispose();
     session = null; model = null;
