@@ -391,21 +391,28 @@ PackedActs pack_activations(int32_t type, const float* x, int64_t n, int64_t K, 
         d32 = act_q8_d(tmp.data(), K);
       }
       const int64_t j = i / 16, rr = i % 16;
+      int8_t* const qbase = pa.q + j * nsb * sb * 16 + rr * 4;
+      float *const dbase = pa.d + j * nsb * 16 + rr, *const msbase = pa.ms + j * nsb * 16 + rr;
       for (int64_t s = 0; s < nsb; s++) {
         const int64_t e0 = s * sb;  // first element of the sub-block
         const int8_t* src = k256 ? qk[e0 / QK_K].qs + e0 % QK_K : q + e0;
-        int8_t* dst = pa.q + (j * nsb + s) * sb * 16 + rr * 4;
-        for (int t = 0; t < sb / 4; t++) std::memcpy(dst + 64 * t, src + 4 * t, 4);
-        const int64_t at = (j * nsb + s) * 16 + rr;
+        int8_t* dst = qbase + s * sb * 16;
+        // dword t of the row's sub-block goes to B-tile row t (64 bytes apart); constant trip
+        // counts so the copies unroll into plain moves
+        if (sb == 32)
+          for (int t = 0; t < 8; t++) std::memcpy(dst + 64 * t, src + 4 * t, 4);
+        else
+          for (int t = 0; t < 4; t++) std::memcpy(dst + 64 * t, src + 4 * t, 4);
+        const int64_t at = s * 16;
         if (k256) {
           const ActQ8K& blk = qk[e0 / QK_K];
           const int g = (int)(e0 % QK_K) / 16;  // bsums are per 16
           const int sum = sb == 32 ? blk.bsums[g] + blk.bsums[g + 1] : blk.bsums[g];
-          pa.d[at] = blk.d;
-          pa.ms[at] = blk.d * (float)sum;
+          dbase[at] = blk.d;
+          msbase[at] = blk.d * (float)sum;
         } else {
-          pa.d[at] = d32[s];
-          pa.ms[at] = 0.0f;
+          dbase[at] = d32[s];
+          msbase[at] = 0.0f;
         }
       }
     }
@@ -694,7 +701,9 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
   const int64_t ngroups = (M + 15) / 16;
   // Groups handed out in chunks of consecutive ones (about 8 chunks per thread, for balance on a
   // busy machine), so a thread knows which rows come next and can prefetch them.
-  const int64_t chunk = std::max<int64_t>(1, ngroups / (8 * pool.size()));
+  // Even chunks: a chunk of odd length leaves one group without a partner for the 2 x 2 path (with
+  // 56 groups, 1 in 3 went through the slower single-group kernel).
+  const int64_t chunk = std::max<int64_t>(2, ngroups / (8 * pool.size())) & ~int64_t(1);
   const int64_t nchunks = (ngroups + chunk - 1) / chunk;
   std::atomic<int64_t> next{0};
   pool.run([&](int, int) {
