@@ -1016,7 +1016,15 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
           }
           continue;
         }
-        for (int64_t r = r0; r < r1; r++) {
+        // GEMV of a matrix that streams from memory: the chunk's rows are visited alternately from
+        // its two halves, so each thread keeps two page streams going. The hardware prefetcher then
+        // has two sequences to run ahead on, and the read rate goes up (in-model generation,
+        // 2 threads: Qwen-0.5B shape Q8_0 39 -> 45 tok/s, Q4_K_M 44.5 -> 51, DeepSeek-1.3B Q8_0
+        // 17.1 -> 18.0; a plain read loop on this machine: one stream 29 GB/s, two 31). Matrices
+        // that fit in L2 keep the plain order.
+        const int64_t span = r1 - r0, half = (n == 1 && M * rs >= (2 << 20)) ? (span + 1) / 2 : span;
+        for (int64_t q = 0; q < span; q++) {
+          const int64_t r = half == span ? r0 + q : r0 + (q & 1) * half + q / 2;
           const uint8_t* w = W.data + r * rs;
           for (int64_t i = t0; i < t1; i += MAXNB) {
             const int nb = (int)std::min<int64_t>(MAXNB, t1 - i);

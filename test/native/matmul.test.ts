@@ -162,6 +162,23 @@ describe.each(FAMILIES)('matmul on the $name kernels', ({ name, env }) => {
     }
   });
 
+  // Over 2 MiB of weights: the GEMV visits each thread's rows alternately from two halves of its
+  // chunk (two memory streams). An odd row count gives chunks of odd length; every output row must
+  // still come from its own weight row.
+  test.each([['Q8_0', 2053], ['F16', 1031]] as Array<[TypeName, number]>)('GEMV over a %s matrix beyond L2 (%i rows): rows in place', (type, M) => {
+    const K = 1024;
+    const c = makeWeights(type, K, M);
+    expect(c.w.length).toBeGreaterThanOrEqual(2 << 20);
+    const x = randn(K, 1);
+    const xa = ACT_BLOCK[type] ? quantizedActivations(x, ACT_BLOCK[type]) : x;
+    const ref = reference(c, xa, 1);
+    setEnv(env);
+    for (const threads of [1, 2, 3]) {
+      const y = addon.matmul(T[type], c.w, K, M, x, 1, threads);
+      expect(normwise(y, ref), `threads=${threads}`).toBeLessThan(EXACT_BOUND);
+    }
+  });
+
   test('1, 2 and 3 threads give bit-identical results (GEMV and GEMM)', () => {
     setEnv(env);
     for (const type of ['Q8_0', 'Q4_K', 'Q6_K', 'F16'] as TypeName[]) {
