@@ -9,8 +9,9 @@
 //        top-p 0.95, one seeded stream per candidate); "tok/s" = 16*64 / total request time.
 // Each side:
 //   Forkcast    engine/model.ts loadModel -> createContext; pp = evalPrompt(512 ids); tg = evalPrompt(1 id),
-//               beginSamples(1) and 128 decode() calls; n16 = evalPrompt(1024 ids), beginSamples(16,
-//               'bifurcated') and 63 decode() steps of all 16 slots, engine/sampler.ts per candidate.
+//               beginSamples(1) and 128 steps; n16 = evalPrompt(1024 ids), beginSamples(16, 'bifurcated')
+//               and 63 steps of all 16 slots, engine/sampler.ts per candidate. Each step goes through
+//               engine/complete.ts decodeStep as in the engine (short steps on the calling thread).
 //   llama.cpp   pp/tg through node-llama-cpp (prebuilt CPU binaries, getLlama({gpu:false})):
 //               sequence.evaluateWithoutGeneratingNewTokens(512 ids) and sequence.evaluate() driven token by
 //               token with the same ids. The same rows through our C harness (bench/llama-harness/harness.cpp,
@@ -250,9 +251,12 @@ interface ForkcastSide {
   dispose(): void;
 }
 
+const NEVER = { isCancellationRequested: false };
+
 async function openForkcast(path: string, threads: number): Promise<ForkcastSide> {
   const { loadModel } = await import('../engine/model');
   const { nativeRowStats } = await import('../engine/native');
+  const { decodeStep } = await import('../engine/complete');
   const model = loadModel(path, { threads, ctx: PAR_PROMPT + 64 });
   const ctx = model.createContext({ ctx: PAR_PROMPT + 64, maxSamples: PAR_N, maxDecode: TG_TOKENS + 8, threads });
   const sampler = new Sampler({ ...DEFAULT_SAMPLER }, nativeRowStats());
@@ -267,7 +271,8 @@ async function openForkcast(path: string, threads: number): Promise<ForkcastSide
       ctx.beginSamples(1, 'bifurcated');
       const slot = Int32Array.of(0);
       const t0 = performance.now();
-      for (let i = 1; i <= TG_TOKENS; i++) argmax(await ctx.decode(slot, Int32Array.of(tokens[i])));
+      const pace = { ms: Infinity };
+      for (let i = 1; i <= TG_TOKENS; i++) argmax(await decodeStep(ctx, slot, Int32Array.of(tokens[i]), pace, NEVER));
       return performance.now() - t0;
     },
     async par(tokens) {
@@ -280,8 +285,9 @@ async function openForkcast(path: string, threads: number): Promise<ForkcastSide
       const slots = Int32Array.from({ length: PAR_N }, (_, s) => s);
       const next = Int32Array.from(rngs, (r) => sampler.sample(last, r).id);
       const t1 = performance.now();
+      const pace = { ms: Infinity };
       for (let step = 1; step < PAR_GEN; step++) {
-        const logits = await ctx.decode(slots, next);
+        const logits = await decodeStep(ctx, slots, next, pace, NEVER);
         sampler.sampleRows(logits, V, rngs).forEach((d, s) => { next[s] = d.id; });
       }
       const t2 = performance.now();

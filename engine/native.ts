@@ -77,6 +77,8 @@ export interface NativeContext {
   beginSamples(n: number, mode: AttentionMode): void;
   /** One step for the given slots (slot ids < n, increasing): token i goes to slots[i]. Returns logits [slots.length][vocab]. */
   decode(slots: Int32Array, tokens: Int32Array): Promise<Float32Array>;
+  /** The same step on the calling thread (throws instead of rejecting): for steps of a few ms, see engine/complete.ts decodeStep(). */
+  decodeSync(slots: Int32Array, tokens: Int32Array): Float32Array;
   /** Aborts the running evalPrompt/decode between layers; its promise rejects with Error('cancelled'). */
   cancel(): void;
   /**

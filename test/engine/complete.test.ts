@@ -181,7 +181,7 @@ describe.skipIf(!HAVE_SHARED)('complete on a real model file', () => {
         const c = model.createContext(o);
         return new Proxy(c, {
           get(t, k) {
-            if (k === 'decode') return (slots: Int32Array, toks: Int32Array) => { decodes++; return t.decode(slots, toks); };
+            if (k === 'decode' || k === 'decodeSync') return (slots: Int32Array, toks: Int32Array) => { decodes++; return t[k](slots, toks); };
             const v = Reflect.get(t, k, t);
             return typeof v === 'function' ? v.bind(t) : v;
           },

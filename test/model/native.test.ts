@@ -137,6 +137,39 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
     }
   });
 
+  test('decodeSync is the same step as decode on the calling thread: same logits, same KV, errors thrown', async () => {
+    const model = loadModel(path, { threads: 2 });
+    const a = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
+    const b = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
+    try {
+      const prompt = Int32Array.from({ length: 9 }, (_, i) => 5 + 3 * i);
+      await a.evalPrompt(prompt, 0);
+      await b.evalPrompt(prompt, 0);
+      a.beginSamples(3, 'bifurcated');
+      b.beginSamples(3, 'bifurcated');
+      const slots = Int32Array.of(0, 2), V = model.spec.n_vocab;
+      for (const toks of [Int32Array.of(7, 11), Int32Array.of(13, 2), Int32Array.of(40, 41)]) {
+        const async = await a.decode(slots, toks);
+        const sync = b.decodeSync(slots, toks); // each step attends to the KV the previous steps wrote
+        expect(sync.length).toBe(2 * V);
+        expect(sync.every(Number.isFinite)).toBe(true);
+        expect(Buffer.from(sync.buffer).equals(Buffer.from(async.buffer))).toBe(true);
+      }
+      expect(b.kvBytes()).toBe(a.kvBytes());
+      expect(() => b.decodeSync(Int32Array.of(2, 0), Int32Array.of(1, 1))).toThrow(/strictly increasing/);
+      expect(() => b.decodeSync(Int32Array.of(0), Int32Array.of(1, 2))).toThrow(/differ in length/);
+      const busy = b.evalPrompt(prompt, 0);
+      expect(() => b.decodeSync(slots, Int32Array.of(1, 1))).toThrow(/still running/);
+      await busy;
+      b.dispose();
+      expect(() => b.decodeSync(slots, Int32Array.of(1, 1))).toThrow(/disposed/);
+    } finally {
+      a.dispose();
+      b.dispose();
+      model.dispose();
+    }
+  });
+
   test('kvBytes: one prompt KV plus what each sample generated (bifurcated) vs n private prompt copies (replicated)', async () => {
     const model = loadModel(path, { threads: 2 });
     const { n_layer, n_head_kv, head_dim } = model.spec;
