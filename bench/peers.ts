@@ -334,14 +334,18 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
       if (!a.rows.has(row)) continue;
       const n = row === 'pp' ? PP_TOKENS : TG_TOKENS;
       const fcMs: number[] = [], nlMs: number[] = [], hMs: number[] = [];
+      // One harness process per rep, interleaved with the other sides: on these VMs a llama.cpp
+      // process now and then runs a whole generation ~15x slower (~16 ms per token of the 31M model,
+      // seen with nothing else running, most often in the first process after another heavy one),
+      // so reps inside one process would all share one bad draw.
       for (let r = 0; r < a.reps; r++) {
         if (fc) { const v = await tryOr(`${m.name} Forkcast ${row}`, errors, () => fc[row](tokens)); if (v !== undefined) fcMs.push(v); }
         if (nl) { const v = await tryOr(`${m.name} node-llama-cpp ${row}`, errors, () => nl[row](tokens)); if (v !== undefined) nlMs.push(v); }
-      }
-      if (h && harnessPpTg) {
-        const out = await tryOr(`${m.name} harness ${row}`, errors, () =>
-          runHarness<HarnessPp>(h, m.path, tokFile, { ...harnessArgs, mode: row, reps: a.reps, 'n-prompt': PP_TOKENS, 'n-gen': TG_TOKENS }));
-        if (out) hMs.push(...out.map((o) => o.ms));
+        if (h && harnessPpTg) {
+          const out = await tryOr(`${m.name} harness ${row}`, errors, () =>
+            runHarness<HarnessPp>(h, m.path, tokFile, { ...harnessArgs, mode: row, reps: 1, 'n-prompt': PP_TOKENS, 'n-gen': TG_TOKENS }));
+          if (out) hMs.push(...out.map((o) => o.ms));
+        }
       }
       const f = tps(n, fcMs.length ? best(fcMs) : undefined);
       const l = tps(n, nlMs.length ? best(nlMs) : undefined);
