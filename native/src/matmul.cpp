@@ -989,10 +989,10 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
   if (isa == Isa::Avx512 || isa == Isa::Amx) {
     table = fc_avx512::rows_table(W.type);
     if (n >= 2) tiles = fc_avx512::tile_table(W.type);
-    if (W.type == GGML_Q8_0) rows4 = fc_avx512::rows4_q8_0;
+    rows4 = fc_avx512::rows4_kernel(W.type);
   } else if (isa == Isa::Avx2) {
     table = fc_avx2::rows_table(W.type);
-    if (W.type == GGML_Q8_0) rows4 = fc_avx2::rows4_q8_0;
+    rows4 = fc_avx2::rows4_kernel(W.type);
   }
 #endif
 
@@ -1024,8 +1024,8 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
         // GEMV of a matrix that streams from memory: each thread reads its chunk as several
         // sequences side by side, so the hardware prefetcher runs ahead on several page streams and
         // more reads are in flight (a plain read loop on this machine, 2 threads: one stream per
-        // thread 29 GB/s, four 33). Q8_0 has a kernel that takes four rows, one from each quarter of
-        // the chunk, block by block; other types alternate rows between the chunk's two halves.
+        // thread 29 GB/s, four 33). Q8_0 and the K-quants have kernels that take four rows, one from
+        // each quarter of the chunk, block by block; other types alternate rows between two halves.
         // In-model generation, 2 threads, alternating builds, one sequence -> this: DeepSeek-1.3B
         // shape Q8_0 17.1 -> 21.3 tok/s, Qwen-0.5B shape Q8_0 39 -> 52, Q4_K_M (two halves) 44.5 ->
         // 51. Matrices that fit in L2 keep the plain order.

@@ -162,12 +162,13 @@ describe.each(FAMILIES)('matmul on the $name kernels', ({ name, env }) => {
     }
   });
 
-  // Over 2 MiB of weights: the GEMV reads each thread's rows as several sequences side by side (Q8_0:
-  // four rows per kernel call, one from each quarter of the chunk; others: two halves alternately).
+  // Over 2 MiB of weights: the GEMV reads each thread's rows as several sequences side by side (Q8_0
+  // and K-quants: four rows per kernel call, one from each quarter of the chunk; others: two halves
+  // alternately).
   // Odd row counts give chunks whose last quarter is short; every output row must still come from
   // its own weight row, and bit for bit the same whichever kernel ran it (thread counts move the
   // chunk boundaries, and seeded sampling must not depend on the thread count).
-  test.each([['Q8_0', 2053], ['F16', 1031]] as Array<[TypeName, number]>)('GEMV over a %s matrix beyond L2 (%i rows): rows in place', (type, M) => {
+  test.each([['Q8_0', 2053], ['Q4_K', 3645], ['Q6_K', 2501], ['F16', 1031]] as Array<[TypeName, number]>)('GEMV over a %s matrix beyond L2 (%i rows): rows in place', (type, M) => {
     const K = 1024;
     const c = makeWeights(type, K, M);
     expect(c.w.length).toBeGreaterThanOrEqual(2 << 20);
