@@ -337,13 +337,13 @@ async function benchModel(m: BenchModel, a: PeersArgs, bw: Bandwidth, h: Harness
       // One harness process per rep, interleaved with the other sides: on these VMs a llama.cpp
       // process now and then runs a whole generation ~15x slower (~16 ms per token of the 31M model:
       // perf stat shows its two spinning threads sharing ~1 CPU while the guest is otherwise idle),
-      // so reps inside one process would all share one bad draw. A small model's harness run takes
-      // a fraction of a second, so llama.cpp gets three processes per rep there (its best counts).
-      const hPerRep = perToken < 256 * 2 ** 20 ? 3 : 1;
-      for (let r = 0; r < a.reps; r++) {
+      // so reps inside one process would all share one bad draw. A small model's runs take a
+      // fraction of a second, so there every side gets three draws per rep (the best counts).
+      const draws = perToken < 256 * 2 ** 20 ? 3 : 1;
+      for (let r = 0; r < a.reps * draws; r++) {
         if (fc) { const v = await tryOr(`${m.name} Forkcast ${row}`, errors, () => fc[row](tokens)); if (v !== undefined) fcMs.push(v); }
         if (nl) { const v = await tryOr(`${m.name} node-llama-cpp ${row}`, errors, () => nl[row](tokens)); if (v !== undefined) nlMs.push(v); }
-        for (let k = 0; k < hPerRep && h && harnessPpTg; k++) {
+        if (h && harnessPpTg) {
           const out = await tryOr(`${m.name} harness ${row}`, errors, () =>
             runHarness<HarnessPp>(h, m.path, tokFile, { ...harnessArgs, mode: row, reps: 1, 'n-prompt': PP_TOKENS, 'n-gen': TG_TOKENS }));
           if (out) hMs.push(...out.map((o) => o.ms));
