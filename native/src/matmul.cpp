@@ -929,42 +929,46 @@ void check_shape(const Tensor& W) {
 }
 }  // namespace
 
-void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const float* x, int64_t n, ThreadPool& pool) {
-  for (int i = 0; i < count; i++) check_shape(*Ws[i]);
-  if (n <= 0 || count <= 0) return;
-#if FC_AMX
-  // On AMX the activations are quantized and packed into tile order once for all the matrices.
-  const Tensor& W0 = *Ws[0];
-  bool same = active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N && fc_amx::supported(W0.type);
-  for (int i = 1; i < count; i++) same = same && Ws[i]->type == W0.type && Ws[i]->ne0 == W0.ne0;
-  if (same) {
-    thread_local std::vector<uint8_t> packed;
-    const int64_t need = fc_amx::packed_bytes(n, W0.ne0, fc_amx::sub_block(W0.type));
-    if ((int64_t)packed.size() < need) packed.resize(need);
-    const fc_amx::PackedActs pa = fc_amx::pack_activations(W0.type, x, n, W0.ne0, packed.data(), pool);
-    for (int i = 0; i < count; i++) fc_amx::matmul_amx(*Ws[i], pa, n, ys[i], pool);
-    return;
+namespace {
+// One matrix of a row-kernel matmul: its kernels and how its output rows are cut into chunks.
+struct RowPlan {
+  const Tensor* W;
+  float* y;
+  int64_t rs, chunk, nchunks;
+  const RowKernel* table;
+  const TileKernel* tiles;  // register-tiled GEMM kernels, used for n >= 2 where they exist
+  Row4Kernel rows4;
+};
+
+RowPlan plan_rows(const Tensor& W, float* y, int64_t n, Isa isa, int nth) {
+  RowPlan p{&W, y, ggml_row_size(W.type, W.ne0), 0, 0, nullptr, nullptr, nullptr};
+#if FC_X86
+  if (isa == Isa::Avx512 || isa == Isa::Amx) {
+    p.table = fc_avx512::rows_table(W.type);
+    if (n >= 2) p.tiles = fc_avx512::tile_table(W.type);
+    p.rows4 = fc_avx512::rows4_kernel(W.type);
+  } else if (isa == Isa::Avx2) {
+    p.table = fc_avx2::rows_table(W.type);
+    p.rows4 = fc_avx2::rows4_kernel(W.type);
   }
+#else
+  (void)isa;
 #endif
-  for (int i = 0; i < count; i++) matmul(*Ws[i], x, n, ys[i], pool);
+  // output rows in chunks (a multiple of the tile height), about 4 per thread for GEMV
+  const int64_t M = W.ne1;
+  p.chunk = std::max<int64_t>(TILE, (n == 1 ? M / (4 * nth) : std::min<int64_t>(16, M / (4 * nth))) / TILE * TILE);
+  p.nchunks = (M + p.chunk - 1) / p.chunk;
+  return p;
 }
 
-void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool) {
-  const int64_t K = W.ne0, M = W.ne1;
-  check_shape(W);
-  if (n <= 0) return;
+// The row-kernel path for up to 4 matrices of one input (same activation format and row length):
+// activations quantized once, then every matrix's chunks handed out from one counter in one pool
+// job. Q, K and V of a decode step are small (K and V of a GQA model: 128 rows): as separate calls
+// each paid its own quantization and thread hand-off, ~7 us per GEMV on the bundled model.
+void matmul_rows(const Tensor* const* Ws, float* const* ys, int count, const float* x, int64_t n, ThreadPool& pool) {
   const Isa isa = active_isa();
-  const int64_t rs = ggml_row_size(W.type, K);
-  const ActFormat af = act_format(W.type);
-
-#if FC_AMX
-  if (isa == Isa::Amx && n >= fc_amx::AMX_MIN_N && fc_amx::supported(W.type)) {
-    const Tensor* Ws[1] = {&W};
-    float* ys[1] = {y};
-    matmul_shared(Ws, ys, 1, x, n, pool);
-    return;
-  }
-#endif
+  const int64_t K = Ws[0]->ne0;
+  const ActFormat af = act_format(Ws[0]->type);
 
   // 1. activations, quantized once for all output rows; the buffer belongs to the calling thread and
   //    only grows, so the decode loop does not allocate after its first step.
@@ -982,31 +986,27 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
     xa = q;
   }
 
-  const RowKernel* table = nullptr;
-  const TileKernel* tiles = nullptr;  // register-tiled GEMM kernels, used for n >= 2 where they exist
-  Row4Kernel rows4 = nullptr;
-#if FC_X86
-  if (isa == Isa::Avx512 || isa == Isa::Amx) {
-    table = fc_avx512::rows_table(W.type);
-    if (n >= 2) tiles = fc_avx512::tile_table(W.type);
-    rows4 = fc_avx512::rows4_kernel(W.type);
-  } else if (isa == Isa::Avx2) {
-    table = fc_avx2::rows_table(W.type);
-    rows4 = fc_avx2::rows4_kernel(W.type);
+  // 2. every matrix's output rows in chunks; activation rows in tiles of about 256 KiB (L2) per chunk.
+  RowPlan plans[4];
+  int64_t total = 0;
+  for (int i = 0; i < count; i++) {
+    plans[i] = plan_rows(*Ws[i], ys[i], n, isa, pool.size());
+    total += plans[i].nchunks;
   }
-#endif
-
-  // 2. output rows in chunks (a multiple of the tile height); activation rows in tiles of about
-  //    256 KiB (L2) per chunk.
-  const int nth = pool.size();
-  const int64_t chunk = std::max<int64_t>(TILE, (n == 1 ? M / (4 * nth) : std::min<int64_t>(16, M / (4 * nth))) / TILE * TILE);
-  const int64_t nchunks = (M + chunk - 1) / chunk;
   const int64_t tile = std::max<int64_t>(MAXNB, (256 * 1024 / std::max<int64_t>(1, xs)) / MAXNB * MAXNB);
   std::atomic<int64_t> next{0};
   pool.run([&](int, int) {
     float out[TILE * TILE];
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
-      const int64_t r0 = c * chunk, r1 = std::min(M, r0 + chunk);
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < total;) {
+      int m = 0;
+      while (c >= plans[m].nchunks) c -= plans[m++].nchunks;
+      const Tensor& W = *plans[m].W;
+      float* const y = plans[m].y;
+      const int64_t M = W.ne1, rs = plans[m].rs;
+      const RowKernel* table = plans[m].table;
+      const TileKernel* tiles = plans[m].tiles;
+      const Row4Kernel rows4 = plans[m].rows4;
+      const int64_t r0 = c * plans[m].chunk, r1 = std::min(M, r0 + plans[m].chunk);
       for (int64_t t0 = 0; t0 < n; t0 += tile) {
         const int64_t t1 = std::min(n, t0 + tile);
         if (tiles) {
@@ -1062,6 +1062,45 @@ void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& po
       }
     }
   });
+}
+}  // namespace
+
+void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const float* x, int64_t n, ThreadPool& pool) {
+  for (int i = 0; i < count; i++) check_shape(*Ws[i]);
+  if (n <= 0 || count <= 0) return;
+  const Tensor& W0 = *Ws[0];
+  bool same = count <= 4, same_act = count <= 4;  // same type / same activation format, same row length
+  for (int i = 1; i < count; i++) {
+    same_act = same_act && Ws[i]->ne0 == W0.ne0 && act_format(Ws[i]->type) == act_format(W0.type);
+    same = same && same_act && Ws[i]->type == W0.type;
+  }
+#if FC_AMX
+  // On AMX the activations are quantized and packed into tile order once for all the matrices.
+  if (same && active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N && fc_amx::supported(W0.type)) {
+    thread_local std::vector<uint8_t> packed;
+    const int64_t need = fc_amx::packed_bytes(n, W0.ne0, fc_amx::sub_block(W0.type));
+    if ((int64_t)packed.size() < need) packed.resize(need);
+    const fc_amx::PackedActs pa = fc_amx::pack_activations(W0.type, x, n, W0.ne0, packed.data(), pool);
+    for (int i = 0; i < count; i++) fc_amx::matmul_amx(*Ws[i], pa, n, ys[i], pool);
+    return;
+  }
+  // one AMX matrix among others (a Q4_K_M mix's Q6_K V beside Q4_K Q and K) goes on its own
+  if (!same && active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N) {
+    for (int i = 0; i < count; i++) matmul_shared(Ws + i, ys + i, 1, x, n, pool);
+    return;
+  }
+#endif
+  if (same_act) {
+    matmul_rows(Ws, ys, count, x, n, pool);
+    return;
+  }
+  for (int i = 0; i < count; i++) matmul_rows(Ws + i, ys + i, 1, x, n, pool);
+}
+
+void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const Tensor* Ws[1] = {&W};
+  float* ys[1] = {y};
+  matmul_shared(Ws, ys, 1, x, n, pool);
 }
 
 void get_row(const Tensor& W, int64_t r, float* out) {
