@@ -57,7 +57,7 @@ export async function measureBandwidth(threads = 2, mib = 1024, trials = 3): Pro
   if (built.ok) {
     try {
       const out = JSON.parse(execFileSync(exe, [String(threads), String(mib), String(trials)]).toString());
-      return { bytesPerSec: out.bytes_per_sec, threads, bufferBytes: out.buffer_bytes, method: `native read loop (bwprobe.c, AVX2), ${threads} threads, ${mib} MiB` };
+      return { bytesPerSec: out.bytes_per_sec, threads, bufferBytes: out.buffer_bytes, method: `native read loop (bwprobe.c, AVX2, four streams per thread), ${threads} threads, ${mib} MiB` };
     } catch (e) {
       built.why = (e as Error).message;
     }
