@@ -175,11 +175,12 @@ const SYNC_STEP_MS = 20;
 
 /** One decode step, on this thread when the previous one was short (pace.ms); yields to the event loop first either way. */
 export async function decodeStep(ctx: NativeContext, slots: Int32Array, tokens: Int32Array, pace: { ms: number }, token: CancelToken): Promise<Float32Array> {
-  if (pace.ms < SYNC_STEP_MS) await new Promise<void>((r) => setImmediate(r)); // lets a $/cancelRequest in
+  const sync = pace.ms < SYNC_STEP_MS;
+  if (sync) await new Promise<void>((r) => setImmediate(r)); // lets a $/cancelRequest in
   check(token);
   const t0 = performance.now();
   try {
-    const out = pace.ms < SYNC_STEP_MS ? ctx.decodeSync(slots, tokens) : await ctx.decode(slots, tokens);
+    const out = sync ? ctx.decodeSync(slots, tokens) : await ctx.decode(slots, tokens);
     pace.ms = performance.now() - t0;
     return out;
   } catch (e) {

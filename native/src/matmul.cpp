@@ -1074,9 +1074,11 @@ void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const f
     same_act = same_act && Ws[i]->ne0 == W0.ne0 && act_format(Ws[i]->type) == act_format(W0.type);
     same = same && same_act && Ws[i]->type == W0.type;
   }
+  bool amx = false;
 #if FC_AMX
   // On AMX the activations are quantized and packed into tile order once for all the matrices.
-  if (same && active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N && fc_amx::supported(W0.type)) {
+  amx = active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N;
+  if (amx && same && fc_amx::supported(W0.type)) {
     thread_local std::vector<uint8_t> packed;
     const int64_t need = fc_amx::packed_bytes(n, W0.ne0, fc_amx::sub_block(W0.type));
     if ((int64_t)packed.size() < need) packed.resize(need);
@@ -1084,17 +1086,13 @@ void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const f
     for (int i = 0; i < count; i++) fc_amx::matmul_amx(*Ws[i], pa, n, ys[i], pool);
     return;
   }
-  // one AMX matrix among others (a Q4_K_M mix's Q6_K V beside Q4_K Q and K) goes on its own
-  if (!same && active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N) {
-    for (int i = 0; i < count; i++) matmul_shared(Ws + i, ys + i, 1, x, n, pool);
-    return;
-  }
 #endif
-  if (same_act) {
+  if (same_act && !(amx && !same)) {
     matmul_rows(Ws, ys, count, x, n, pool);
     return;
   }
-  for (int i = 0; i < count; i++) matmul_rows(Ws + i, ys + i, 1, x, n, pool);
+  // mixed inputs (or an AMX matrix beside another type, e.g. a Q4_K_M mix's Q6_K V): one at a time
+  for (int i = 0; i < count; i++) matmul_shared(Ws + i, ys + i, 1, x, n, pool);
 }
 
 void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool) {
