@@ -596,18 +596,21 @@ template <bool MIN>
 __attribute__((noinline)) void tile_column(const int8_t* abase, int64_t astride, int64_t astep, const int8_t* bq,
                                            const float* da, const float* ms, const float* sc, const float* mn,
                                            int64_t nsb, int64_t bstep, float* y, int64_t M, int nr, int64_t nv,
-                                           const uint8_t* pf, int64_t pf_bytes) {
+                                           const uint8_t* pf, int64_t pf_stride) {
   alignas(64) int32_t cbuf[4][256];
-  // Prefetch pf_bytes from pf (may be null) spread evenly over the sub-blocks.
-  const int64_t pf_step = pf ? ((pf_bytes + 63) / 64 + nsb - 1) / nsb * 64 : 0;
-  const uint8_t* pf_end = pf ? pf + pf_bytes : nullptr;
+  // pf (may be null): the next group's 16 rows, pf_stride bytes apart. Each step prefetches the part
+  // of every row that the same step of that group will read: the rows are consumed side by side,
+  // and fetching them in that order beat fetching them one after another (and two groups ahead).
+  const int64_t pf_col = (pf_stride + nsb - 1) / nsb;
 #define FC_ACC_DECL(r) __m512 a##r = _mm512_setzero_ps();
   FC_ROWS16(FC_ACC_DECL)
   int64_t s = 0;
   for (; s + 4 <= nsb; s += 4) {
-    if (pf)
-      for (const uint8_t* p = pf + s * pf_step, *e = std::min(pf_end, p + 4 * pf_step); p < e; p += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+    if (pf) {
+      const int64_t o0 = s * pf_col, o1 = std::min(pf_stride, (s + 4) * pf_col);
+      for (int r = 0; r < 16; r++)
+        for (int64_t o = o0; o < o1; o += 64) _mm_prefetch(reinterpret_cast<const char*>(pf + r * pf_stride + o), _MM_HINT_T1);
+    }
     FC_AMX_BLOCK(0, 4, 5, abase + s * astep, astride, bq + s * bstep, cbuf[0]);
     FC_AMX_BLOCK(1, 6, 7, abase + (s + 1) * astep, astride, bq + (s + 1) * bstep, cbuf[1]);
     FC_AMX_BLOCK(2, 4, 5, abase + (s + 2) * astep, astride, bq + (s + 2) * bstep, cbuf[2]);
@@ -766,7 +769,7 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
       return a;
     };
     const int64_t bstep = pa.sb * 16;
-    auto single = [&](const GroupA& a, int64_t g, int64_t j, const uint8_t* pf, int64_t pf_bytes) {
+    auto single = [&](const GroupA& a, int64_t g, int64_t j, const uint8_t* pf) {
       const int64_t r0 = 16 * g;
       const int nr = (int)std::min<int64_t>(16, M - r0);
       const int64_t nv = std::min<int64_t>(16, n - 16 * j);
@@ -774,21 +777,33 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
       const float* da = pa.d + j * nsb * 16;
       const float* ms = pa.ms + j * nsb * 16;
       float* yj = y + 16 * j * M + r0;
-      if (with_min) tile_column<true>(a.base, a.stride, a.step, bq, da, ms, a.sc, a.mn, nsb, bstep, yj, M, nr, nv, pf, pf_bytes);
-      else tile_column<false>(a.base, a.stride, a.step, bq, da, ms, a.sc, a.mn, nsb, bstep, yj, M, nr, nv, pf, pf_bytes);
+      if (with_min) tile_column<true>(a.base, a.stride, a.step, bq, da, ms, a.sc, a.mn, nsb, bstep, yj, M, nr, nv, pf, rs);
+      else tile_column<false>(a.base, a.stride, a.step, bq, da, ms, a.sc, a.mn, nsb, bstep, yj, M, nr, nv, pf, rs);
     };
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;)
-      for (int64_t g = c * chunk, gend = std::min(ngroups, g + chunk); g < gend;) {
+    // The next chunk is claimed while this one runs, so its first rows can be prefetched too (without
+    // that, a chunk's last group had nothing to prefetch: with 2-group chunks, half the groups of a
+    // 896-row matrix started cold).
+    int64_t c = next.fetch_add(1, std::memory_order_relaxed);
+    while (c < nchunks) {
+      const int64_t cn = next.fetch_add(1, std::memory_order_relaxed);
+      const int64_t cend = std::min(ngroups, (c + 1) * chunk);
+      const int64_t after = cn < nchunks ? std::min(ngroups, (cn + 1) * chunk) - cn * chunk : 0;
+      for (int64_t g = c * chunk, gend = cend; g < gend;) {
         // Two full groups and at least two activation tiles: the 2 x 2 path. The rows that come
         // next in this chunk are prefetched while these compute: tile loads do not start the
         // hardware prefetcher early enough, and at n = 16 they waited on memory most of the time.
         const bool pair = g + 1 < gend && 16 * (g + 2) <= M && pa.ntiles >= 2;
         const int64_t take = pair ? 2 : 1;
-        const uint8_t* pf = g + take < gend ? W.data + 16 * (g + take) * rs : nullptr;
-        const int64_t pf_bytes = 16 * rs * std::min<int64_t>(2, gend - g - take);
+        // next rows: the rest of this chunk, then the head of the claimed one
+        const int64_t left = gend - g - take;
+        const int64_t pg = left > 0 ? g + take : after > 0 ? cn * chunk : -1;  // group read next
+        const uint8_t* pf = pg >= 0 ? W.data + 16 * pg * rs : nullptr;
+        const int64_t pf_bytes = 16 * rs * std::min<int64_t>(2, left > 0 ? left : after);
         const GroupA a0 = prepare(g, 0);
         if (!pair) {
-          for (int64_t j = 0; j < pa.ntiles; j++) single(a0, g, j, j == 0 ? pf : nullptr, pf_bytes);
+          // the column-wise prefetch reads 16 rows: only for a full group
+          const uint8_t* pf16 = pf && 16 * (pg + 1) <= M ? pf : nullptr;
+          for (int64_t j = 0; j < pa.ntiles; j++) single(a0, g, j, j == 0 ? pf16 : nullptr);
           g += 1;
           continue;
         }
@@ -809,11 +824,13 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
                              y0 + 16 * M, M, nv0, nv1, pfj, pf_bytes);
         }
         if (j < pa.ntiles) {  // an odd last activation tile
-          single(a0, g, j, nullptr, 0);
-          single(a1, g + 1, j, nullptr, 0);
+          single(a0, g, j, nullptr);
+          single(a1, g + 1, j, nullptr);
         }
         g += 2;
       }
+      c = cn;
+    }
     _tile_release();
     _mm_sfence();  // the streaming stores of store_block are visible before this thread reports done
   });
