@@ -9,9 +9,9 @@
 //   softmax([A, B]) V = (e^{m_A-m} N_A + e^{m_B-m} N_B) / (e^{m_A-m} L_A + e^{m_B-m} L_B),
 // exact in real arithmetic, so the context part and each sample's decode part merge without error.
 //
-// Bifurcated: one work item = one KV head x a chunk of samples; its R = samples * (n_head/n_kv)
-// query rows all take each context K/V tile while it sits in L1/L2 (the context is read once per
-// step for all samples: the paper's "one GEMM"), then each sample's rows continue over that sample's
+// Bifurcated: one work item = one KV head (its positions split over threads when there are fewer
+// heads than threads); its R = n * (n_head/n_kv) query rows all take each context K/V tile while it
+// sits in L1/L2 (the context is read once per step for all samples: the paper's "one GEMM"), then each sample's rows continue over that sample's
 // own decode cache, then the rows are normalised. Replicated: one item = one sample x one KV head
 // over that sample's private copy (context copied in) of length P + D.
 #include "attention.h"
@@ -577,36 +577,28 @@ void attention_bifurcated_slots(const AttnShape& s, const int* slot_of, const in
                                 const float* kc, const float* vc, const float* kd, const float* vd, float* out,
                                 ThreadPool& pool) {
   g_isa.store((int)active_isa(), std::memory_order_relaxed);
-  const int g = s.n_head / s.n_kv, hd = s.hd;
-  // Samples per job: as many as possible (every one shares each context tile) while leaving about
-  // two jobs per thread for balance.
-  const int items_wanted = 2 * pool.size();
-  const int chunk = std::min(s.n, std::max(1, (s.n * s.n_kv + items_wanted - 1) / items_wanted));
-  const int n_chunks = (s.n + chunk - 1) / chunk;
-  auto first = [&](int it) { return (it / s.n_kv) * chunk; };
-  auto last = [&](int it) { return std::min(s.n, first(it) + chunk); };
+  const int g = s.n_head / s.n_kv, hd = s.hd, R = s.n * g;
+  // One job per KV head holding every sample's rows: each context tile is then read once per step
+  // and feeds all n * g rows (the paper's single GEMM). With fewer KV heads than threads, run_jobs
+  // splits the positions across threads and merges the parts exactly. (Jobs of fewer samples, two
+  // per thread for balance, read the context once per job: ~18% more attention time at n = 16.)
   run_jobs(
-      pool, s.n_kv * n_chunks, hd, [&](int it) { return (last(it) - first(it)) * g; },
-      [&](int) { return (int64_t)s.P; },
-      [&](Scratch& w, int it, int64_t p0, int64_t p1, bool with_decode) {
-        const int h = it % s.n_kv, s0 = first(it), s1 = last(it), R = (s1 - s0) * g;
+      pool, s.n_kv, hd, [&](int) { return R; }, [&](int) { return (int64_t)s.P; },
+      [&](Scratch& w, int h, int64_t p0, int64_t p1, bool with_decode) {
         w.reserve(R, hd);
         w.start(R, hd);
-        for (int i = s0; i < s1; i++) gather_q(w, q, i, h, g, s.n_head, hd, s.scale, (i - s0) * g);
+        for (int i = 0; i < s.n; i++) gather_q(w, q, i, h, g, s.n_head, hd, s.scale, i * g);
         // Context part: all R rows of the group against the shared cache, read once for all of them.
         const int64_t c = ((int64_t)h * s.ctx_stride + p0) * hd;
         attend(w, 0, R, hd, kc + c, vc + c, p1 - p0, nullptr);
         if (!with_decode) return;
         // Decode part: each sample's rows against its own cache.
-        for (int i = s0; i < s1; i++) {
+        for (int i = 0; i < s.n; i++) {
           const int64_t base = (int64_t)(slot_of ? slot_of[i] : i) * s.dec_sample_stride + (int64_t)h * s.dec_stride * hd;
-          attend(w, (i - s0) * g, g, hd, kd + base, vd + base, d_of ? d_of[i] : s.D, nullptr);
+          attend(w, i * g, g, hd, kd + base, vd + base, d_of ? d_of[i] : s.D, nullptr);
         }
       },
-      [&](int it, int r) {
-        const int i = first(it) + r / g, j = r % g;
-        return out + ((int64_t)i * s.n_head + (int64_t)(it % s.n_kv) * g + j) * hd;
-      });
+      [&](int h, int r) { return out + ((int64_t)(r / g) * s.n_head + (int64_t)h * g + r % g) * hd; });
 }
 
 void attention_bifurcated(const AttnShape& s, const float* q, const float* kc, const float* vc, const float* kd,
