@@ -321,7 +321,7 @@ export async function complete(session: ModelSession, params: CompleteParams, to
     const pre = await prefill(session, ctx, prompt.ids, token);
     check(token);
 
-    const sampler = new Sampler(p, nativeRowStats());
+    const sampler = new Sampler(p, (x, V, k) => ctx.rowStats(x, V, k));
     const rules: StopRules = {
       stopIds: prompt.stopIds, stop: p.stop, singleLine: p.singleLine, maxTokens: p.maxTokens,
       blockIndent: !p.singleLine && p.stopAtBlockEnd ? cursorIndent(p.prefix) : -1,

@@ -87,6 +87,8 @@ export interface NativeContext {
    * Caches are committed page by page as written, so this is physical memory, not capacity.
    */
   kvBytes(): number;
+  /** Addon.rowStats with the rows spread over this context's threads (between steps). */
+  rowStats(logits: Float32Array, V: number, k?: number): Float64Array;
   dispose(): void;
 }
 

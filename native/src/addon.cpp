@@ -385,6 +385,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 // ---- Context ---------------------------------------------------------------------------------
 
 class ContextWrap;
+Napi::Value row_stats_js(const Napi::CallbackInfo& info, ThreadPool* pool);
 
 // One evalPrompt/decode on a libuv worker thread; resolves with the logits array it fills.
 class StepJob : public Napi::AsyncWorker {
@@ -432,7 +433,8 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
                         InstanceMethod("beginSamples", &ContextWrap::BeginSamples),
                         InstanceMethod("decode", &ContextWrap::Decode), InstanceMethod("decodeSync", &ContextWrap::DecodeSync),
                         InstanceMethod("cancel", &ContextWrap::Cancel),
-                        InstanceMethod("kvBytes", &ContextWrap::KvBytes), InstanceMethod("dispose", &ContextWrap::Dispose)});
+                        InstanceMethod("kvBytes", &ContextWrap::KvBytes), InstanceMethod("rowStats", &ContextWrap::RowStats),
+                        InstanceMethod("dispose", &ContextWrap::Dispose)});
   }
 
   ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
@@ -592,6 +594,11 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     return Napi::Number::New(info.Env(), session_ ? (double)session_->kv_bytes() : 0.0);
   }
 
+  // rowStats on this context's threads; on the calling thread while a step holds them (or after dispose).
+  Napi::Value RowStats(const Napi::CallbackInfo& info) {
+    return row_stats_js(info, session_ && !busy_ ? &session_->pool() : nullptr);
+  }
+
   // Frees the caches now, or as soon as the running job stops (it is told to stop).
   void Dispose(const Napi::CallbackInfo&) {
     disposed_ = true;
@@ -658,8 +665,9 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
 
 // rowStats(logits, V, k = 0): for each row of V values [max, argmax, log-sum-exp, then the ids of
 // the k largest (ties: lower id), unordered] as a Float64Array of 3 + k numbers per row. The
-// sampler's passes over the whole vocabulary, in SIMD on the calling thread (tens of us per row).
-Napi::Value RowStatsFn(const Napi::CallbackInfo& info) {
+// sampler's passes over the whole vocabulary, in SIMD (tens of us per row): on the calling thread,
+// or, as Context.rowStats, rows spread over that context's threads.
+Napi::Value row_stats_js(const Napi::CallbackInfo& info, ThreadPool* pool) {
   Napi::Env env = info.Env();
   Napi::Float32Array x = arg_typed<Napi::Float32Array>(info, 0, "rowStats: logits", napi_float32_array);
   const int64_t V = arg_int(info, 1, "rowStats: V", 1, (int64_t)1 << 31);
@@ -669,20 +677,27 @@ Napi::Value RowStatsFn(const Napi::CallbackInfo& info) {
   const int64_t rows = n / V, per = 3 + k;
   Napi::Float64Array out = Napi::Float64Array::New(env, (size_t)(per * rows));
   double* o = out.Data();
-  std::vector<int32_t> ids((size_t)k);
-  for (int64_t r = 0; r < rows; r++) {
-    const float* row = x.Data() + r * V;
-    const RowStats st = row_stats(row, V);
-    o[per * r] = st.max;
-    o[per * r + 1] = st.argmax;
-    o[per * r + 2] = st.lse;
-    if (k > 0) {
-      row_top_k(row, V, (int)k, ids.data());
-      for (int64_t j = 0; j < k; j++) o[per * r + 3 + j] = ids[j];
+  const float* logits = x.Data();
+  auto some = [&](int64_t r0, int64_t r1) {
+    std::vector<int32_t> ids((size_t)k);
+    for (int64_t r = r0; r < r1; r++) {
+      const float* row = logits + r * V;
+      const RowStats st = row_stats(row, V);
+      o[per * r] = st.max;
+      o[per * r + 1] = st.argmax;
+      o[per * r + 2] = st.lse;
+      if (k > 0) {
+        row_top_k(row, V, (int)k, ids.data());
+        for (int64_t j = 0; j < k; j++) o[per * r + 3 + j] = ids[j];
+      }
     }
-  }
+  };
+  if (pool && rows > 1) pool->parallel_for(rows, some);
+  else some(0, rows);
   return out;
 }
+
+Napi::Value RowStatsFn(const Napi::CallbackInfo& info) { return row_stats_js(info, nullptr); }
 
 // activation("silu_mul", h, g) -> silu(g) * h, activation("gelu", h) -> gelu(h): the forward pass's
 // elementwise kernels on explicit inputs (tests).

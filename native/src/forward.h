@@ -101,6 +101,8 @@ class Session {
   int decode_length(int slot) const { return d_[slot]; }
   bool replicated() const { return replicated_; }
   int64_t kv_bytes() const;
+  // The session's worker threads, for work between steps (the sampler's passes over the logits).
+  ThreadPool& pool() { return *pool_; }
   const SessionOptions& options() const { return o_; }
 
   // Throws std::invalid_argument with a clear message when a call's arguments cannot be served.

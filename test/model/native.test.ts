@@ -170,6 +170,27 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
     }
   });
 
+  test('Context.rowStats spreads the rows over its threads: the same numbers as addon.rowStats, busy or not', async () => {
+    const model = loadModel(path, { threads: 2 });
+    const ctx = model.createContext({ ctx: 32, maxSamples: 5, maxDecode: 4, threads: 2 });
+    try {
+      await ctx.evalPrompt(Int32Array.from({ length: 9 }, (_, i) => 5 + 3 * i), 0);
+      ctx.beginSamples(5, 'bifurcated');
+      const V = model.spec.n_vocab;
+      const logits = await ctx.decode(Int32Array.of(0, 1, 2, 3, 4), Int32Array.of(7, 11, 13, 17, 19));
+      const want = addon.rowStats(logits, V, 40);
+      expect(want.length).toBe(5 * 43);
+      expect([...ctx.rowStats(logits, V, 40)]).toEqual([...want]);
+      const busy = ctx.evalPrompt(Int32Array.of(3, 4, 5), 0); // the threads are taken: computed on this one
+      expect([...ctx.rowStats(logits, V, 40)]).toEqual([...want]);
+      await busy;
+      expect(() => ctx.rowStats(logits.subarray(1), V, 40)).toThrow(/not a whole number of rows/);
+    } finally {
+      ctx.dispose();
+      model.dispose();
+    }
+  });
+
   test('kvBytes: one prompt KV plus what each sample generated (bifurcated) vs n private prompt copies (replicated)', async () => {
     const model = loadModel(path, { threads: 2 });
     const { n_layer, n_head_kv, head_dim } = model.spec;
