@@ -11,8 +11,8 @@
 //
 // Bifurcated: one work item = one KV head (its positions split over threads when there are fewer
 // heads than threads); its R = n * (n_head/n_kv) query rows all take each context K/V tile while it
-// sits in L1/L2 (the context is read once per step for all samples: the paper's "one GEMM"), then each sample's rows continue over that sample's
-// own decode cache, then the rows are normalised. Replicated: one item = one sample x one KV head
+// sits in L1/L2 (the context is read once per step for all samples: the paper's "one GEMM"), then
+// each sample's rows continue over that sample's own decode cache, then the rows are normalised. Replicated: one item = one sample x one KV head
 // over that sample's private copy (context copied in) of length P + D.
 #include "attention.h"
 #include "simd_exp.h"

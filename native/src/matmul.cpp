@@ -786,9 +786,8 @@ void matmul_amx(const Tensor& W, const PackedActs& pa, int64_t n, float* y, Thre
     int64_t c = next.fetch_add(1, std::memory_order_relaxed);
     while (c < nchunks) {
       const int64_t cn = next.fetch_add(1, std::memory_order_relaxed);
-      const int64_t cend = std::min(ngroups, (c + 1) * chunk);
-      const int64_t after = cn < nchunks ? std::min(ngroups, (cn + 1) * chunk) - cn * chunk : 0;
-      for (int64_t g = c * chunk, gend = cend; g < gend;) {
+      const int64_t after = cn < nchunks ? std::min(ngroups, (cn + 1) * chunk) - cn * chunk : 0;  // its groups
+      for (int64_t g = c * chunk, gend = std::min(ngroups, g + chunk); g < gend;) {
         // Two full groups and at least two activation tiles: the 2 x 2 path. The rows that come
         // next in this chunk are prefetched while these compute: tile loads do not start the
         // hardware prefetcher early enough, and at n = 16 they waited on memory most of the time.
