@@ -100,6 +100,8 @@ export interface CpuInfo {
   avx512vnni: boolean;
   /** The matmul kernel family chosen at run time ('amx', 'avx512vnni', 'avx2', 'scalar'). */
   kernels: string;
+  /** Prompt-sized products (n >= 128, quantized weights) run on AMX BF16 tiles (FORKCAST_NO_BF16=1: int8 instead). */
+  bf16Tiles: boolean;
 }
 
 export interface AttentionTestArgs {
@@ -137,8 +139,10 @@ export interface Addon {
   quantize(type: number, data: Float32Array, threads?: number): Uint8Array;
   /** Decodes n elements of `type` from bytes. */
   dequantize(type: number, data: Uint8Array, n: number): Float32Array;
-  /** y = x W^T through the production matmul kernels (tests and benchmarks). */
-  matmul(type: number, w: Uint8Array, ne0: number, ne1: number, x: Float32Array, n: number, threads: number): Float32Array;
+  /** y = x W^T through the production matmul kernels (tests and benchmarks); with `gate` (same type
+   * and shape as w), y = (x W^T) * silu(x gate^T), the SwiGLU hidden layer; with `down` too (ne0 rows
+   * of ne1 weights, w's type), the whole feed-forward: that times down^T (n x ne0). */
+  matmul(type: number, w: Uint8Array, ne0: number, ne1: number, x: Float32Array, n: number, threads: number, gate?: Uint8Array, down?: Uint8Array): Float32Array;
   /** Per row of V logits: [max, argmax (lowest on ties), log-sum-exp, ids of the k largest (ties: lower id; unordered)], 3 + k numbers per row (the sampler's full passes, in SIMD). */
   rowStats(logits: Float32Array, V: number, k?: number): Float64Array;
   /** The forward pass's elementwise kernels on explicit inputs (tests): silu(g) * h, or gelu(h). */

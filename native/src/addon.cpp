@@ -205,6 +205,7 @@ Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   o.Set("avx512vnni", false);
 #endif
   o.Set("kernels", matmul_isa());  // the matmul family chosen at run time: amx, avx512vnni, avx2, scalar
+  o.Set("bf16Tiles", matmul_bf16_tiles());  // prompt-sized products on AMX BF16 tiles
   return o;
 }
 
@@ -740,9 +741,33 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   // Computed into a cache-line aligned buffer like the forward pass's, so the tests and benchmarks
   // take the same store path (streaming stores need 64-byte alignment).
   std::vector<float, Aligned64<float>> out((size_t)(n * W.ne1));
-  matmul(W, x.Data(), n, out.data(), hook_pool(env, threads));
-  std::memcpy(y.Data(), out.data(), sizeof(float) * out.size());
-  return y;
+  const bool gated = info.Length() > 7 && !info[7].IsUndefined();
+  const bool ffn = gated && info.Length() > 8 && !info[8].IsUndefined();
+  if (!gated) {
+    matmul(W, x.Data(), n, out.data(), hook_pool(env, threads));
+    std::memcpy(y.Data(), out.data(), sizeof(float) * out.size());
+    return y;
+  }
+  // gate weights: (x W^T) * silu(x gate^T); and with down (ne0 = W.ne1, ne1 = W.ne0), that times down^T
+  Napi::Uint8Array g = arg_typed<Napi::Uint8Array>(info, 7, "matmul: gate", napi_uint8_array);
+  if (g.ByteLength() < w.ByteLength()) fail(env, "matmul: gate is too short");
+  Tensor G = W, D;
+  G.data = g.Data();
+  std::vector<float, Aligned64<float>> scratch((size_t)(n * W.ne1));
+  if (!ffn) {
+    matmul_swiglu(W, G, x.Data(), n, out.data(), scratch.data(), hook_pool(env, threads));
+    std::memcpy(y.Data(), out.data(), sizeof(float) * out.size());
+    return y;
+  }
+  Napi::Uint8Array d = arg_typed<Napi::Uint8Array>(info, 8, "matmul: down", napi_uint8_array);
+  D.type = W.type, D.ne0 = W.ne1, D.ne1 = W.ne0, D.data = d.Data();
+  if (D.ne0 % bs != 0) fail(env, "matmul: down's row length is not a multiple of the block size");
+  if ((int64_t)d.ByteLength() < ggml_row_size(D.type, D.ne0) * D.ne1) fail(env, "matmul: down is too short");
+  std::vector<float, Aligned64<float>> yd((size_t)(n * D.ne1)), scratch2((size_t)(n * W.ne1));
+  ffn_swiglu(W, G, D, x.Data(), n, yd.data(), scratch.data(), scratch2.data(), hook_pool(env, threads));
+  Napi::Float32Array z = Napi::Float32Array::New(env, yd.size());
+  std::memcpy(z.Data(), yd.data(), sizeof(float) * yd.size());
+  return z;
 }
 
 // Inputs of the attention hook, checked, with the replicated baseline's per-sample caches built

@@ -26,7 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "activations.h"
 #include "quants.h"
+#include "simd_exp.h"
 
 // The SIMD passes are target regions: `#pragma GCC target` under GCC, `#pragma clang attribute`
 // under clang. MSVC builds (and non-x86 CPUs) get the portable scalar kernels.
@@ -851,6 +853,270 @@ bool available() {
 #else
 #pragma GCC pop_options
 #endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,amx-tile,amx-int8,amx-bf16"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,amx-tile,amx-int8,amx-bf16")
+#endif
+// ---- AMX BF16: prompt-sized GEMM (n >= fc_amx_bf16::MIN_N), every quantized type ----
+// Why a second tile kernel: int8 tiles must be stored and rescaled every 32 weights (the quantized
+// formats scale per block), and that rescale, not the tile unit, sets the int8 kernel's pace (~35 ns
+// per 16x16x32 product, README). TDPBF16PS accumulates fp32 in the tile across the whole row, so a
+// product costs the tile unit's 16 cycles and the C tile is written once per 512 columns.
+// The price is rounding: weights are decoded to bf16 (8 significant bits, relative error <= 2^-9)
+// and the activations rounded to bf16 instead of quantized to int8 per block; both are the size of
+// the int8 activation rounding the other paths already make (test/native/matmul.test.ts measures
+// both against float64). Used for prompt chunks only: decode steps (n <= 64) keep the int8 paths, so
+// n samples and one sample compute the same integer sums.
+// Tile roles (Intel SDM, TDPBF16PS: C[m][n] += sum_k A[m][2k..2k+1] . B[k][2n..2n+1]): A = 16
+// activation rows x 32 bf16 (from pack_x's tile-ordered bf16 copy of x), B = the same 32 columns of
+// 16 weight rows, pairs of columns interleaved, C = 16 activation rows x 16 outputs, laid out as
+// rows of y already (no transpose on the way out).
+namespace fc_amx_bf16 {
+
+constexpr int64_t MIN_N = 128;
+constexpr int64_t KSTEPS = 16;  // k-steps of 32 per pass: a group pair's 2 x 16 KiB of B stays in L1
+
+// CPUID leaf 7: EDX bit 22 AMX-BF16; leaf 7 subleaf 1: EAX bit 5 AVX512_BF16 (the conversions).
+bool available() {
+  static const bool ok = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 22) & 1)) return false;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1)) return false;
+    return fc_amx::available();
+  }();
+  return ok;
+}
+
+void configure() {
+  alignas(64) fc_amx::TileConfig cfg;
+  std::memset(&cfg, 0, sizeof cfg);
+  cfg.palette = 1;
+  for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // C, A and B are all 16 x 64 bytes
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");  // see fc_amx::configure
+  _tile_loadconfig(&cfg);
+}
+
+// Tile rows are 64 bytes: on a 64-byte boundary each is one cache line, off it two (a vector's
+// 16-byte-aligned buffer made every tile load twice as slow).
+template <class T>
+T* align64(T* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+
+// 32 floats -> 32 bf16 (round to nearest even), element order kept.
+inline __m512i bf16x32(const float* p) {
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(p));
+}
+
+// x (n x K floats) -> xb (npad x K bf16, 64-byte aligned) in A-tile order: the tiles of rows
+// 32j..32j+15 and 32j+16..32j+31 for columns 32s..32s+31 are the 2 KiB at xb + 1024 (j nks + s), so
+// a pass reads its A tiles as one sequential stream. Rows past n are zero.
+void pack_x(const float* x, int64_t n, int64_t npad, int64_t K, uint16_t* xb, ThreadPool& pool) {
+  const int64_t nks = K / 32;
+  pool.parallel_for(npad, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i++) {
+      uint16_t* dst = xb + (i / 32) * nks * 1024 + (i % 32 / 16) * 512 + (i % 16) * 32;
+      for (int64_t s = 0; s < nks; s++)
+        _mm512_store_si512(dst + 1024 * s, i < n ? bf16x32(x + i * K + 32 * s) : _mm512_setzero_si512());
+    }
+  });
+}
+
+// pack_x into the calling thread's buffer (grown, never shrunk), which the result points into.
+const uint16_t* pack(const float* x, int64_t n, int64_t npad, int64_t K, ThreadPool& pool) {
+  thread_local std::vector<uint16_t> buf;
+  if ((int64_t)buf.size() < npad * K + 32) buf.resize(npad * K + 32);
+  uint16_t* const xb = align64(buf.data());
+  pack_x(x, n, npad, K, xb, pool);
+  return xb;
+}
+
+// Weight rows r0..r0+15, k-steps [s0, s0 + ns), as B tiles: tile s (1 KiB at wb + 512 s) row p holds,
+// for each of the 16 weight rows, the pair of columns 32(s0+s) + 2p, +1 (dword p of the row's 32
+// bf16 -> row p): a 16 x 16 dword transpose per k-step. Rows past M are zero. lv (16 x 32 ns levels),
+// sc and mn (16 x 2 ns each): decode_row's output for the 16 rows. s0 is a multiple of 8, so the
+// slice starts on a block boundary of every type (blocks are 32 or 256 weights).
+void decode_group(const Tensor& W, int64_t r0, int64_t s0, int64_t ns, uint16_t* wb, int8_t* lv, float* sc, float* mn) {
+  const int64_t K = 32 * ns, M = W.ne1, rs = ggml_row_size(W.type, W.ne0), off = ggml_row_size(W.type, 32 * s0);
+  const int sb = fc_amx::sub_block(W.type);
+  const int64_t nsb = K / sb;
+  const bool with_min = fc_amx::has_min(W.type);
+  if (W.type == GGML_Q8_0 && r0 + 16 <= M) {  // the levels and scale straight from the blocks
+    for (int64_t s = 0; s < ns; s++) {
+      __m512 t[16];
+      for (int r = 0; r < 16; r++) {
+        const block_q8_0* b = reinterpret_cast<const block_q8_0*>(W.data + (r0 + r) * rs + off) + s;
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(b->d));
+        const __m512 l0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs))));
+        const __m512 l1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + 16))));
+        t[r] = (__m512)_mm512_cvtne2ps_pbh(_mm512_mul_ps(l1, d), _mm512_mul_ps(l0, d));
+      }
+      fc_amx::transpose16(t);
+      for (int p = 0; p < 16; p++) _mm512_store_ps(reinterpret_cast<float*>(wb + 512 * s + 32 * p), t[p]);
+    }
+    return;
+  }
+  for (int r = 0; r < 16; r++) {
+    if (r0 + r < M) {
+      fc_amx::decode_row(W.type, W.data + (r0 + r) * rs + off, K, lv + r * K, sc + r * nsb, mn + r * nsb);
+    } else {
+      std::memset(lv + r * K, 0, K);
+      std::fill(sc + r * nsb, sc + (r + 1) * nsb, 0.0f);
+    }
+    if (!with_min || r0 + r >= M) std::fill(mn + r * nsb, mn + (r + 1) * nsb, 0.0f);
+  }
+  for (int64_t s = 0; s < ns; s++) {
+    // w = scale * level - min per sub-block (Q6_K: two sub-blocks of 16 per k-step)
+    const int64_t u0 = 32 * s / sb, u1 = (32 * s + 16) / sb;
+    __m512 t[16];
+    for (int r = 0; r < 16; r++) {
+      const int8_t* l = lv + r * K + 32 * s;
+      const float* scr = sc + r * nsb;
+      const float* mnr = mn + r * nsb;
+      const __m512 l0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(l))));
+      const __m512 l1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(l + 16))));
+      const __m512 w0 = _mm512_fmsub_ps(l0, _mm512_set1_ps(scr[u0]), _mm512_set1_ps(mnr[u0]));
+      const __m512 w1 = _mm512_fmsub_ps(l1, _mm512_set1_ps(scr[u1]), _mm512_set1_ps(mnr[u1]));
+      t[r] = (__m512)_mm512_cvtne2ps_pbh(w1, w0);
+    }
+    fc_amx::transpose16(t);
+    for (int p = 0; p < 16; p++) _mm512_store_ps(reinterpret_cast<float*>(wb + 512 * s + 32 * p), t[p]);
+  }
+}
+
+// C tiles (16 activation rows x 16 outputs) for the activation tile pair at a (its k-steps 2 KiB
+// apart) and the weight groups b0, b1 (1 KiB apart), over ns k-steps, accumulated in c (the unit's
+// 32 outputs of 32 activation rows: c + 0 and c + 16 for row tile 0, c + 512 and c + 528 for row
+// tile 1, rows 128 bytes apart); `first` starts from zero.
+__attribute__((noinline)) void block_pair(const uint16_t* a, const uint16_t* b0, const uint16_t* b1, int64_t ns,
+                                          bool first, float* c) {
+  if (first) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  } else {
+    _tile_loadd(0, c, 128);
+    _tile_loadd(1, c + 16, 128);
+    _tile_loadd(2, c + 512, 128);
+    _tile_loadd(3, c + 528, 128);
+  }
+  for (int64_t s = 0; s < ns; s++) {
+    _tile_loadd(4, a + 1024 * s, 64);
+    _tile_loadd(6, b0 + 512 * s, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, b1 + 512 * s, 64);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_loadd(5, a + 1024 * s + 512, 64);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, 128);
+  _tile_stored(1, c + 16, 128);
+  _tile_stored(2, c + 512, 128);
+  _tile_stored(3, c + 528, 128);
+}
+
+// y = x W^T (gate null), or y = (x W^T) * silu(x gate^T) (SwiGLU's first half, W = up), for the n
+// rows of xb from pack_x (npad of them, a multiple of 32); y rows ldy floats apart. The work comes in
+// units of 32 outputs: two 16-row groups of W, or 16 rows of W and the same 16 of gate. A unit's
+// weights are decoded once and swept over every activation tile pair KSTEPS k-steps at a time,
+// into a per-unit accumulator (npad x 32 floats), then written to y once, as streaming stores where
+// rows are whole aligned lines (y is megabytes, read back only by the next operation). Fusing the
+// gate saves writing and re-reading its output. With yb (gate set, M a multiple of 32), the gated
+// outputs go to yb instead, as bf16 in pack_x's layout: the next product's A tiles.
+// Two loop orders. Units outer (units handed out from an atomic counter, one accumulator per
+// thread) while xb fits in L2 with room to spare; passes outer when it does not (the FFN's down
+// projection: 256 rows x 4864 columns = 2.4 MiB): then every unit re-read all of xb from L3 and a
+// tile product took ~24 ns instead of ~10. Passes outer, each thread keeps its own units' accumulators
+// and decodes one pass of a unit at a time, so a pass's A tiles are read from L3 once per thread.
+void matmul_bf16(const Tensor& W, const Tensor* gate, const uint16_t* xb, int64_t n, int64_t npad, float* y,
+                 int64_t ldy, ThreadPool& pool, uint16_t* yb) {
+  const int64_t K = W.ne0, M = W.ne1, nks = K / 32, width = gate ? 16 : 32, units = (M + width - 1) / width;
+  const bool stream = (reinterpret_cast<uintptr_t>(y) & 63) == 0 && ldy % 16 == 0;
+  const bool passes_outer = npad * K * (int64_t)sizeof(uint16_t) > (1 << 20);
+  std::atomic<int64_t> next{0};
+  pool.run([&](int ith, int nth) {
+    configure();
+    const int64_t ns_max = passes_outer ? KSTEPS : nks;  // k-steps decoded at a time
+    thread_local std::vector<uint16_t> wb;
+    thread_local std::vector<int8_t> lv;
+    thread_local std::vector<float> scm;
+    thread_local std::vector<float> accv;
+    if ((int64_t)wb.size() < 1024 * ns_max + 32) wb.resize(1024 * ns_max + 32);
+    if ((int64_t)lv.size() < 512 * ns_max) lv.resize(512 * ns_max);
+    if ((int64_t)scm.size() < 64 * ns_max) scm.resize(64 * ns_max);  // 16 rows x 2 ns scales, then mins
+    uint16_t *const b0 = align64(wb.data()), *const b1 = b0 + 512 * ns_max;
+    auto decode = [&](int64_t u, int64_t s0, int64_t ns) {
+      const int64_t c0 = width * u;
+      decode_group(W, c0, s0, ns, b0, lv.data(), scm.data(), scm.data() + 32 * ns_max);
+      decode_group(gate ? *gate : W, gate ? c0 : c0 + 16, s0, ns, b1, lv.data(), scm.data(), scm.data() + 32 * ns_max);
+    };
+    // every activation tile pair over k-steps [s0, s0 + ns), whose B tiles start `at` tiles into b0/b1
+    auto sweep = [&](int64_t s0, int64_t ns, int64_t at, float* acc) {
+      for (int64_t j = 0; j < npad; j += 32)
+        block_pair(xb + j * K + 1024 * s0, b0 + 512 * at, b1 + 512 * at, ns, s0 == 0, acc + 32 * j);
+    };
+    auto write = [&](int64_t u, const float* acc) {
+      const int64_t c0 = width * u, cols = std::min(width, M - c0);
+      if (yb) {  // gated, M a multiple of 32: row i's 16 outputs are half of one A-tile row of yb
+        const int64_t nks_out = M / 32;
+        for (int64_t i = 0; i < n; i++) {
+          const float* const a = acc + 32 * i;
+          const __m512 g = _mm512_load_ps(a + 16);
+          const __m512 v = _mm512_mul_ps(_mm512_load_ps(a), _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), g)))));
+          uint16_t* dst = yb + 1024 * ((i / 32) * nks_out + c0 / 32) + 512 * (i % 32 / 16) + 32 * (i % 16) + c0 % 32;
+          _mm256_store_si256(reinterpret_cast<__m256i*>(dst), (__m256i)_mm512_cvtneps_pbh(v));
+        }
+        return;
+      }
+      for (int64_t i = 0; i < n; i++) {
+        float* const out = y + i * ldy + c0;
+        const float* const a = acc + 32 * i;
+        for (int64_t h = 0; h < cols; h += 16) {
+          __m512 v = _mm512_load_ps(a + h);
+          if (gate) {  // up * g / (1 + e^-g)
+            const __m512 g = _mm512_load_ps(a + 16);
+            v = _mm512_mul_ps(v, _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), g)))));
+          }
+          if (stream && cols - h >= 16) _mm512_stream_ps(out + h, v);
+          else _mm512_mask_storeu_ps(out + h, (__mmask16)((1u << std::min<int64_t>(16, cols - h)) - 1), v);
+        }
+      }
+    };
+    if (!passes_outer) {
+      if ((int64_t)accv.size() < 32 * npad + 16) accv.resize(32 * npad + 16);
+      float* const acc = align64(accv.data());
+      for (int64_t u; (u = next.fetch_add(1, std::memory_order_relaxed)) < units;) {
+        decode(u, 0, nks);
+        for (int64_t s0 = 0; s0 < nks; s0 += KSTEPS) sweep(s0, std::min(KSTEPS, nks - s0), s0, acc);
+        write(u, acc);
+      }
+    } else {
+      const int64_t u0 = units * ith / nth, u1 = units * (ith + 1) / nth;
+      if ((int64_t)accv.size() < 32 * npad * (u1 - u0) + 16) accv.resize(32 * npad * (u1 - u0) + 16);
+      float* const acc = align64(accv.data());
+      for (int64_t s0 = 0; s0 < nks; s0 += KSTEPS)
+        for (int64_t u = u0; u < u1; u++) {
+          decode(u, s0, std::min(KSTEPS, nks - s0));
+          sweep(s0, std::min(KSTEPS, nks - s0), 0, acc + 32 * npad * (u - u0));
+        }
+      for (int64_t u = u0; u < u1; u++) write(u, acc + 32 * npad * (u - u0));
+    }
+    _tile_release();
+    _mm_sfence();
+  });
+}
+
+}  // namespace fc_amx_bf16
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 #define FC_AMX 1
 #else
 #define FC_AMX 0
@@ -924,6 +1190,14 @@ void quantize_activations(Isa isa, ActFormat f, const float* x, int64_t K, uint8
 }
 
 }  // namespace
+
+bool matmul_bf16_tiles() {
+#if FC_AMX
+  return cpu_isa() == Isa::Amx && fc_amx_bf16::available();
+#else
+  return false;
+#endif
+}
 
 const char* matmul_isa() {
   switch (active_isa()) {
@@ -1081,6 +1355,21 @@ void matmul_rows(const Tensor* const* Ws, float* const* ys, int count, const flo
 }
 }  // namespace
 
+#if FC_AMX
+// FORKCAST_NO_BF16=1 keeps prompt chunks on the int8 tiles (read per call, for tests and benchmarks).
+static bool bf16_enabled() {
+  if (!fc_amx_bf16::available()) return false;
+  const char* e = std::getenv("FORKCAST_NO_BF16");
+  return !(e && e[0] && std::strcmp(e, "0") != 0);
+}
+// Every matrix quantized (a type the tile decoders know) with the same row length, a multiple of 32.
+static bool all_quantized_k(const Tensor* const* Ws, int count) {
+  for (int i = 0; i < count; i++)
+    if (!fc_amx::supported(Ws[i]->type) || Ws[i]->ne0 != Ws[0]->ne0 || Ws[i]->ne0 % 32 != 0) return false;
+  return true;
+}
+#endif
+
 void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const float* x, int64_t n, ThreadPool& pool) {
   for (int i = 0; i < count; i++) check_shape(*Ws[i]);
   if (n <= 0 || count <= 0) return;
@@ -1094,6 +1383,12 @@ void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const f
 #if FC_AMX
   // On AMX the activations are quantized and packed into tile order once for all the matrices.
   amx = active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N;
+  if (amx && n >= fc_amx_bf16::MIN_N && bf16_enabled() && all_quantized_k(Ws, count)) {
+    const int64_t npad = (n + 31) / 32 * 32;
+    const uint16_t* xb = fc_amx_bf16::pack(x, n, npad, W0.ne0, pool);
+    for (int i = 0; i < count; i++) fc_amx_bf16::matmul_bf16(*Ws[i], nullptr, xb, n, npad, ys[i], Ws[i]->ne1, pool, nullptr);
+    return;
+  }
   if (amx && same && fc_amx::supported(W0.type)) {
     thread_local std::vector<uint8_t> packed;
     const int64_t need = fc_amx::packed_bytes(n, W0.ne0, fc_amx::sub_block(W0.type));
@@ -1109,6 +1404,53 @@ void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const f
   }
   // mixed inputs (or an AMX matrix beside another type, e.g. a Q4_K_M mix's Q6_K V): one at a time
   for (int i = 0; i < count; i++) matmul_shared(Ws + i, ys + i, 1, x, n, pool);
+}
+
+void matmul_swiglu(const Tensor& up, const Tensor& gate, const float* x, int64_t n, float* y, float* gate_out,
+                   ThreadPool& pool) {
+  check_shape(up);
+  check_shape(gate);
+#if FC_AMX
+  const Tensor* Ws[2] = {&up, &gate};
+  if (active_isa() == Isa::Amx && n >= fc_amx_bf16::MIN_N && bf16_enabled() && all_quantized_k(Ws, 2) &&
+      up.ne1 == gate.ne1) {
+    const int64_t npad = (n + 31) / 32 * 32;
+    fc_amx_bf16::matmul_bf16(up, &gate, fc_amx_bf16::pack(x, n, npad, up.ne0, pool), n, npad, y, up.ne1, pool, nullptr);
+    return;
+  }
+#endif
+  const Tensor* W2[2] = {&up, &gate};
+  float* y2[2] = {y, gate_out};
+  matmul_shared(W2, y2, 2, x, n, pool);
+  const int64_t F = up.ne1;
+  pool.parallel_for(n * F, [&](int64_t b, int64_t e) { silu_mul(y + b, gate_out + b, e - b); });
+}
+
+void ffn_swiglu(const Tensor& up, const Tensor& gate, const Tensor& down, const float* x, int64_t n, float* y,
+                float* h, float* g, ThreadPool& pool) {
+  check_shape(up);
+  check_shape(gate);
+  check_shape(down);
+#if FC_AMX
+  const Tensor* Ws[2] = {&up, &gate};
+  const int64_t F = up.ne1;
+  if (active_isa() == Isa::Amx && n >= fc_amx_bf16::MIN_N && bf16_enabled() && all_quantized_k(Ws, 2) &&
+      gate.ne1 == F && F % 32 == 0 && down.ne0 == F && fc_amx::supported(down.type)) {
+    const int64_t npad = (n + 31) / 32 * 32;
+    thread_local std::vector<uint16_t> hidden;  // the calling thread's; grown, never shrunk
+    if ((int64_t)hidden.size() < npad * F + 32) hidden.resize(npad * F + 32);
+    uint16_t* const hb = fc_amx_bf16::align64(hidden.data());
+    // rows n..npad of the last tile pair are A rows of the down product: zero, not stale
+    for (int64_t i = n; i < npad; i++)
+      for (int64_t s = 0; s < F / 32; s++)
+        std::memset(hb + 1024 * ((i / 32) * (F / 32) + s) + 512 * (i % 32 / 16) + 32 * (i % 16), 0, 64);
+    fc_amx_bf16::matmul_bf16(up, &gate, fc_amx_bf16::pack(x, n, npad, up.ne0, pool), n, npad, nullptr, 0, pool, hb);
+    fc_amx_bf16::matmul_bf16(down, nullptr, hb, n, npad, y, down.ne1, pool, nullptr);
+    return;
+  }
+#endif
+  matmul_swiglu(up, gate, x, n, h, g, pool);
+  matmul(down, h, n, y, pool);
 }
 
 void matmul(const Tensor& W, const float* x, int64_t n, float* y, ThreadPool& pool) {

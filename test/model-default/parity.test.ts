@@ -12,11 +12,13 @@
 // moves log-probs by up to ~0.1 from PyTorch on these prompts (printed below, asserted < 0.25), and
 // Forkcast rounds activations exactly as llama.cpp does (fp16 block scales included), so a margin
 // smaller than llama.cpp's own tolerance is no promise for either engine.
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadModel } from '../../engine/model';
 import { loadAddon } from '../../engine/native';
+import { writeDecodedF32 } from '../gguf/decodedF32';
 import { HAVE_LLAMA_CPP, loadLlamaCpp } from '../shared';
 
 const NEAR_TIE = 0.25;
@@ -143,6 +145,44 @@ describe.skipIf(!HAVE_LLAMA_CPP)('default model: llama.cpp vs PyTorch', () => {
       console.log(`[model-default] llama.cpp vs PyTorch float32 on the Q8_0 weights:\n${lines.join('\n')}`);
     } finally {
       await model.dispose();
+    }
+  });
+});
+
+// Prompt chunks of 128+ tokens run on AMX BF16 tiles where the CPU has them (weights and activations
+// rounded to bf16, float32 sums; shorter chunks and decode steps keep int8 activations). On a real
+// 400-token prompt (this repository's sampler source) the last position's log-probs are compared with
+// the float32 computation on the decoded weights (every Q8_0 tensor written out as F32), for both
+// prompt kernels: bf16 tiles, and int8 tiles (FORKCAST_NO_BF16=1).
+describe.skipIf(!haveAddon || !loadAddon().cpuInfo().bf16Tiles)('default model: prompt chunks on bf16 tiles', () => {
+  test('a 400-token prompt: as close to the float32 reference as the int8 path, same next token', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'forkcast-bf16-'));
+    const f32 = join(dir, 'default-f32.gguf');
+    writeDecodedF32(MODEL, f32);
+    const logprobs = async (path: string) => {
+      const model = loadModel(path, { threads: 2 });
+      const ctx = model.createContext({ ctx: 512, maxSamples: 1, maxDecode: 1, threads: 2 });
+      try {
+        const ids = model.tokenizer.encode(readFileSync(resolve(ROOT, 'engine', 'sampler.ts'), 'utf8')).slice(0, 400);
+        expect(ids.length).toBe(400);
+        return logSoftmax(await ctx.evalPrompt(Int32Array.from(ids), 0));
+      } finally {
+        ctx.dispose();
+        model.dispose();
+      }
+    };
+    try {
+      const ref = await logprobs(f32);
+      const bf16 = await logprobs(MODEL);
+      process.env.FORKCAST_NO_BF16 = '1';
+      const int8 = await logprobs(MODEL).finally(() => { delete process.env.FORKCAST_NO_BF16; });
+      const dist = (a: Float64Array) => a.reduce((m, v, i) => (ref[i] > -9 ? Math.max(m, Math.abs(v - ref[i])) : m), 0);
+      console.log(`[model-default] 400-token prompt, max |d log p| vs float32 (tokens with log p > -9): bf16 tiles ${dist(bf16).toFixed(4)}, int8 tiles ${dist(int8).toFixed(4)}`);
+      expect(dist(bf16)).toBeGreaterThan(0); // the bf16 kernel ran: it rounds differently from float32
+      expect(dist(bf16)).toBeLessThan(Math.max(dist(int8), 0.02));
+      expect(argmax(bf16)).toBe(argmax(ref));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

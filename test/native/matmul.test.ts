@@ -223,3 +223,107 @@ describe('matmul agreement between kernel families', () => {
     expect(() => addon.matmul(T.Q4_K, w, 300, 2, new Float32Array(300), 1, 1)).toThrow(/multiple/);
   });
 });
+
+// Prompt chunks (n >= 128) on AMX BF16 tiles: weights decoded and activations rounded to bf16 (8
+// significant bits, round to nearest even), products summed in float32, and for SwiGLU the gate's
+// product and silu fused in. Two float64 references again:
+//  - exact: the dequantized weights and the float activations each rounded to bf16 as the kernel
+//    rounds them; only float32 accumulation (and, for a weight whose float32 value the decoder forms
+//    with one rounding less than dequantize, one bf16 rounding) separates the kernel from it;
+//  - plain: the mathematically intended product; reported next to the int8 path's distance from it
+//    (FORKCAST_NO_BF16=1), which rounds activations to 8 bits per block instead.
+describe.skipIf(!cpu.bf16Tiles)('prompt-sized products on AMX BF16 tiles', () => {
+  const bf16 = (v: number) => {
+    const f = new Float32Array([v]), u = new Uint32Array(f.buffer);
+    u[0] = (u[0] + 0x7fff + ((u[0] >>> 16) & 1)) & 0xffff0000;
+    return f[0];
+  };
+  const rounded = (a: Float32Array) => Float64Array.from(a, bf16);
+  function product(wd: ArrayLike<number>, x: ArrayLike<number>, K: number, M: number, n: number): Float64Array {
+    const y = new Float64Array(n * M);
+    for (let i = 0; i < n; i++)
+      for (let r = 0; r < M; r++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += wd[r * K + k] * x[i * K + k];
+        y[i * M + r] = s;
+      }
+    return y;
+  }
+  const silu = (g: number) => g / (1 + Math.exp(-g));
+  afterEach(() => { delete process.env.FORKCAST_NO_BF16; });
+
+  // n: the smallest prompt-sized product, a partial tile pair, two whole ones. K: several 512-column
+  // passes with a short last one. M = 45: a partial 32-output unit. K = 4864 with n = 128 makes the
+  // activations 1.2 MiB, over the 1 MiB where passes go outside the units (the FFN down projection).
+  const CASES: Array<[TypeName, number, number]> = [
+    ['Q8_0', 32 * 37, 128], ['Q8_0', 32 * 37, 200], ['Q4_0', 32 * 37, 150], ['Q4_K', 256 * 5, 256],
+    ['Q5_K', 256 * 5, 131], ['Q6_K', 256 * 5, 160], ['Q8_0', 4864, 128], ['Q6_K', 4864, 129],
+  ];
+  test.each(CASES)('%s K=%i n=%i: equal to the bf16-rounded product, closer to the float one than int8', (type, K, n) => {
+    const M = 45;
+    const c = makeWeights(type, K, M);
+    const x = randn(n * K, 1);
+    for (let i = 0; i < n; i += 9) x[i * K + ((i * 31) % K)] = 12; // an activation outlier now and then
+    const y = addon.matmul(T[type], c.w, K, M, x, n, 2);
+    process.env.FORKCAST_NO_BF16 = '1';
+    const yInt8 = addon.matmul(T[type], c.w, K, M, x, n, 2);
+    delete process.env.FORKCAST_NO_BF16;
+    const exact = normwise(y, product(rounded(c.wd), rounded(x), K, M, n));
+    const plain = normwise(y, product(c.wd, x, K, M, n));
+    const plainInt8 = normwise(yInt8, product(c.wd, x, K, M, n));
+    console.log(`[matmul bf16 ${type} K=${K} n=${n}] vs bf16-rounded ref ${exact.toExponential(2)}, vs float64 product ${plain.toExponential(2)} (int8 path ${plainInt8.toExponential(2)})`);
+    expect(exact).toBeLessThan(2e-5);
+    expect(plain).toBeLessThan(plainInt8);
+    // and the int8 path really ran with FORKCAST_NO_BF16=1: its own exact reference
+    expect(normwise(yInt8, reference(c, quantizedActivations(x, ACT_BLOCK[type]), n))).toBeLessThan(EXACT_BOUND);
+  });
+
+  test.each([['Q8_0', 32 * 37, 140], ['Q4_K', 256 * 19, 128]] as Array<[TypeName, number, number]>)(
+    'SwiGLU %s K=%i n=%i: up * silu(gate) fused, equal to the bf16-rounded reference', (type, K, n) => {
+      const M = 45;
+      const up = makeWeights(type, K, M), gate = makeWeights(type, K, M);
+      const x = randn(n * K, 1);
+      const y = addon.matmul(T[type], up.w, K, M, x, n, 2, gate.w);
+      const xr = rounded(x);
+      const u = product(rounded(up.wd), xr, K, M, n), g = product(rounded(gate.wd), xr, K, M, n);
+      const exact = normwise(y, u.map((v, i) => v * silu(g[i])));
+      // the unfused path (int8 tiles, then the activation pass) on the same inputs, and both against
+      // the float64 product
+      process.env.FORKCAST_NO_BF16 = '1';
+      const yInt8 = addon.matmul(T[type], up.w, K, M, x, n, 2, gate.w);
+      delete process.env.FORKCAST_NO_BF16;
+      const up64 = product(up.wd, x, K, M, n), gate64 = product(gate.wd, x, K, M, n);
+      const plainRef = up64.map((v, i) => v * silu(gate64[i]));
+      const plain = normwise(y, plainRef), plainInt8 = normwise(yInt8, plainRef);
+      console.log(`[matmul bf16 swiglu ${type} K=${K} n=${n}] vs bf16-rounded ref ${exact.toExponential(2)}, vs float64 ${plain.toExponential(2)} (int8 path, unfused ${plainInt8.toExponential(2)})`);
+      expect(exact).toBeLessThan(2e-5);
+      expect(plain).toBeLessThan(plainInt8);
+    });
+
+  // The whole feed-forward: the hidden layer goes from the fused kernel to the down projection as bf16
+  // in tile order (never as floats), padding rows of the last tile pair zeroed. F = 4864 and n = 130:
+  // hidden 130 x 4864 bf16 is over 1 MiB, so the down product runs passes outside the units.
+  test.each([['Q8_0', 32 * 7, 32 * 5, 150], ['Q4_K', 256, 4864, 130]] as Array<[TypeName, number, number, number]>)(
+    'SwiGLU feed-forward %s E=%i F=%i n=%i: hidden layer in bf16 tiles, equal to the bf16-rounded reference', (type, E, F, n) => {
+      const up = makeWeights(type, E, F), gate = makeWeights(type, E, F), down = makeWeights(type, F, E);
+      const x = randn(n * E, 1);
+      const y = addon.matmul(T[type], up.w, E, F, x, n, 2, gate.w, down.w);
+      expect(y.length).toBe(n * E);
+      const xr = rounded(x);
+      const u = product(rounded(up.wd), xr, E, F, n), g = product(rounded(gate.wd), xr, E, F, n);
+      const h = Float64Array.from(u, (v, i) => bf16(v * silu(g[i])));
+      const exact = normwise(y, product(rounded(down.wd), h, F, E, n));
+      const u64 = product(up.wd, x, E, F, n), g64 = product(gate.wd, x, E, F, n);
+      const plainRef = product(down.wd, u64.map((v, i) => v * silu(g64[i])), F, E, n);
+      process.env.FORKCAST_NO_BF16 = '1';
+      const yInt8 = addon.matmul(T[type], up.w, E, F, x, n, 2, gate.w, down.w);
+      delete process.env.FORKCAST_NO_BF16;
+      const plain = normwise(y, plainRef), plainInt8 = normwise(yInt8, plainRef);
+      console.log(`[matmul bf16 ffn ${type} E=${E} F=${F} n=${n}] vs bf16-rounded ref ${exact.toExponential(2)}, vs float64 ${plain.toExponential(2)} (int8 path ${plainInt8.toExponential(2)})`);
+      // The kernel rounds hidden values formed in float32 (and its own exp), the reference values formed
+      // in float64: now and then one lands on the other side of a bf16 rounding boundary, an error of
+      // 2^-8 of that one term (~1e-4 of max |y| here). A wrong tile layout is off by order 1.
+      expect(exact).toBeLessThan(5e-4);
+      expect(plain).toBeLessThan(plainInt8);
+    });
+});
