@@ -271,8 +271,8 @@ async function openForkcast(path: string, threads: number): Promise<ForkcastSide
       ctx.beginSamples(1, 'bifurcated');
       const slot = Int32Array.of(0);
       const t0 = performance.now();
-      const pace = { ms: Infinity };
-      for (let i = 1; i <= TG_TOKENS; i++) argmax(await decodeStep(ctx, slot, Int32Array.of(tokens[i]), pace, NEVER));
+      const pace = { ms: Infinity }, out = new Float32Array(model.spec.n_vocab); // as engine/complete.ts steps
+      for (let i = 1; i <= TG_TOKENS; i++) argmax(await decodeStep(ctx, slot, Int32Array.of(tokens[i]), pace, NEVER, out));
       return performance.now() - t0;
     },
     async par(tokens) {
@@ -285,9 +285,9 @@ async function openForkcast(path: string, threads: number): Promise<ForkcastSide
       const slots = Int32Array.from({ length: PAR_N }, (_, s) => s);
       const next = Int32Array.from(rngs, (r) => sampler.sample(last, r).id);
       const t1 = performance.now();
-      const pace = { ms: Infinity };
+      const pace = { ms: Infinity }, out = new Float32Array(PAR_N * V);
       for (let step = 1; step < PAR_GEN; step++) {
-        const logits = await decodeStep(ctx, slots, next, pace, NEVER);
+        const logits = await decodeStep(ctx, slots, next, pace, NEVER, out);
         sampler.sampleRows(logits, V, rngs).forEach((d, s) => { next[s] = d.id; });
       }
       const t2 = performance.now();

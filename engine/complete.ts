@@ -173,16 +173,19 @@ function rethrow(e: unknown, token: CancelToken): never {
  */
 const SYNC_STEP_MS = 20;
 
-/** One decode step, on this thread when the previous one was short (pace.ms); yields to the event loop first either way. */
-export async function decodeStep(ctx: NativeContext, slots: Int32Array, tokens: Int32Array, pace: { ms: number }, token: CancelToken): Promise<Float32Array> {
+/**
+ * One decode step, on this thread when the previous one was short (pace.ms); yields to the event loop
+ * first either way. The logits land in `out` when given (one buffer per request, overwritten each step).
+ */
+export async function decodeStep(ctx: NativeContext, slots: Int32Array, tokens: Int32Array, pace: { ms: number }, token: CancelToken, out?: Float32Array): Promise<Float32Array> {
   const sync = pace.ms < SYNC_STEP_MS;
   if (sync) await new Promise<void>((r) => setImmediate(r)); // lets a $/cancelRequest in
   check(token);
   const t0 = performance.now();
   try {
-    const out = sync ? ctx.decodeSync(slots, tokens) : await ctx.decode(slots, tokens);
+    const logits = sync ? ctx.decodeSync(slots, tokens, out) : await ctx.decode(slots, tokens, out);
     pace.ms = performance.now() - t0;
-    return out;
+    return logits;
   } catch (e) {
     rethrow(e, token);
   }
@@ -341,10 +344,11 @@ export async function complete(session: ModelSession, params: CompleteParams, to
     let sampleMs = 0;
     const V = session.model.info.vocab_size;
     const pace = { ms: Infinity }; // the first step runs as a job and is timed
+    const stepLogits = new Float32Array(p.n * pre.logits.length);
     for (;;) {
       const live = states.map((s, i) => (s.finish ? -1 : i)).filter((i) => i >= 0);
       if (live.length === 0) break;
-      const logits = await decodeStep(ctx, Int32Array.from(live), Int32Array.from(live, (i) => states[i].next), pace, token);
+      const logits = await decodeStep(ctx, Int32Array.from(live), Int32Array.from(live, (i) => states[i].next), pace, token, stepLogits);
       kvBytes = Math.max(kvBytes, ctx.kvBytes());
       const ts = performance.now();
       sampler.sampleRows(logits, V, live.map((i) => rngs[i])).forEach(({ id, logprob }, r) => {
@@ -432,13 +436,14 @@ export async function generate(session: ModelSession, promptIds: number[], opts:
     ctx.beginSamples(1, 'bifurcated');
     const slot = Int32Array.of(0);
     const pace = { ms: Infinity };
+    const stepLogits = new Float32Array(pre.logits.length);
     for (;;) {
       if (!opts.ignoreEos && eos.has(next.id)) break;
       ids.push(next.id);
       logprobs.push(next.logprob);
       text += decoder.decode(tok.tokenBytes(next.id), { stream: true });
       if (ids.length >= maxTokens) break;
-      const logits = await decodeStep(ctx, slot, Int32Array.of(next.id), pace, token);
+      const logits = await decodeStep(ctx, slot, Int32Array.of(next.id), pace, token, stepLogits);
       next = sampler.sample(logits, rng);
     }
     text += decoder.decode();

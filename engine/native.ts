@@ -75,10 +75,14 @@ export interface NativeContext {
   readonly promptLength: number;
   /** Starts n samples after the prompt: clears their decode KVs; replicated copies the prompt KV into each. */
   beginSamples(n: number, mode: AttentionMode): void;
-  /** One step for the given slots (slot ids < n, increasing): token i goes to slots[i]. Returns logits [slots.length][vocab]. */
-  decode(slots: Int32Array, tokens: Int32Array): Promise<Float32Array>;
+  /**
+   * One step for the given slots (slot ids < n, increasing): token i goes to slots[i]. Returns logits
+   * [slots.length][vocab]: a view of the first slots.length x vocab floats of `out` when given (reused
+   * across steps: the previous step's view is overwritten), else a new array.
+   */
+  decode(slots: Int32Array, tokens: Int32Array, out?: Float32Array): Promise<Float32Array>;
   /** The same step on the calling thread (throws instead of rejecting): for steps of a few ms, see engine/complete.ts decodeStep(). */
-  decodeSync(slots: Int32Array, tokens: Int32Array): Float32Array;
+  decodeSync(slots: Int32Array, tokens: Int32Array, out?: Float32Array): Float32Array;
   /** Aborts the running evalPrompt/decode between layers; its promise rejects with Error('cancelled'). */
   cancel(): void;
   /**
@@ -105,11 +109,12 @@ export interface CpuInfo {
 }
 
 export interface AttentionTestArgs {
-  mode: AttentionMode;
+  /** 'prefill': causal attention of n new tokens at positions P..P+n-1 (kc/vc hold [n_kv][P+n][hd], D = 0, kd/vd unused). */
+  mode: AttentionMode | 'prefill';
   n: number; n_head: number; n_kv: number; hd: number; P: number; D: number;
   q: Float32Array;  // [n][n_head][hd]
   kc: Float32Array; vc: Float32Array; // [n_kv][P][hd]
-  kd: Float32Array; vd: Float32Array; // [n][n_kv][D][hd]
+  kd?: Float32Array; vd?: Float32Array; // [n][n_kv][D][hd]
   threads: number;
 }
 

@@ -471,8 +471,7 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
 
  private:
   // Starts fn on the worker pool unless the context cannot take a job now.
-  Napi::Value Start(Napi::Env env, size_t out_len, std::function<void(float*)> fn) {
-    Napi::Float32Array out = Napi::Float32Array::New(env, out_len);
+  Napi::Value Start(Napi::Env env, Napi::Float32Array out, std::function<void(float*)> fn) {
     auto* job = new StepJob(env, this, Value(), out, std::move(fn));
     abort_.store(false);
     busy_ = true;
@@ -508,13 +507,13 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     }
     Session* s = session_.get();
     std::atomic<bool>* abort = &abort_;
-    return Start(env, (size_t)model_->weights().n_vocab,
+    return Start(env, Napi::Float32Array::New(env, (size_t)model_->weights().n_vocab),
                  [s, abort, tokens = std::move(tokens), keep](float* out) {
                    s->eval_prompt(tokens.data(), (int)tokens.size(), keep, out, *abort);
                  });
   }
 
-  // decode(slots, tokens) arguments, checked against the session; throws std::invalid_argument.
+  // decode(slots, tokens, out?) arguments, checked against the session; throws std::invalid_argument.
   void DecodeArgs(const Napi::CallbackInfo& info, std::vector<int32_t>& slots, std::vector<int32_t>& tokens) {
     Napi::Int32Array sl = arg_typed<Napi::Int32Array>(info, 0, "decode: slots", napi_int32_array);
     Napi::Int32Array tk = arg_typed<Napi::Int32Array>(info, 1, "decode: tokens", napi_int32_array);
@@ -524,20 +523,35 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     session_->check_decode(slots.data(), tokens.data(), (int)slots.size());
   }
 
+  // Where a step's logits go: the caller's `out` (info[2]) when given, as a view of its first
+  // slots x vocab floats, else a new array. A 16-sample step of a 152k vocabulary is 9.7 MB: a new
+  // array per step was a fresh zeroed allocation, and its garbage set V8's collector threads
+  // competing with the step's own threads (~5% of a request's CPU time in perf).
+  Napi::Float32Array DecodeOut(const Napi::CallbackInfo& info, size_t m) {
+    const size_t len = m * (size_t)model_->weights().n_vocab;
+    if (info.Length() < 3 || info[2].IsUndefined()) return Napi::Float32Array::New(info.Env(), len);
+    Napi::Float32Array out = arg_typed<Napi::Float32Array>(info, 2, "decode: out", napi_float32_array);
+    if (out.ElementLength() < len)
+      throw std::invalid_argument("decode: out holds " + std::to_string(out.ElementLength()) + " floats, the step needs " +
+                                  std::to_string(len));
+    return Napi::Float32Array::New(info.Env(), len, out.ArrayBuffer(), out.ByteOffset());
+  }
+
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const std::string why = Unavailable("decode");
     if (!why.empty()) return Reject(env, why);
     std::vector<int32_t> slots, tokens;
+    Napi::Float32Array out;
     try {
       DecodeArgs(info, slots, tokens);
+      out = DecodeOut(info, slots.size());
     } catch (const std::exception& e) {
       return Reject(env, e.what());
     }
     Session* s = session_.get();
     std::atomic<bool>* abort = &abort_;
-    const size_t m = slots.size();
-    return Start(env, m * (size_t)model_->weights().n_vocab,
+    return Start(env, out,
                  [s, abort, slots = std::move(slots), tokens = std::move(tokens)](float* out) {
                    s->decode(slots.data(), tokens.data(), (int)slots.size(), out, *abort);
                  });
@@ -552,12 +566,13 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
     const std::string why = Unavailable("decodeSync");
     if (!why.empty()) fail(env, why);
     std::vector<int32_t> slots, tokens;
+    Napi::Float32Array out;
     try {
       DecodeArgs(info, slots, tokens);
+      out = DecodeOut(info, slots.size());
     } catch (const std::exception& e) {
       fail(env, e.what());
     }
-    Napi::Float32Array out = Napi::Float32Array::New(env, slots.size() * (size_t)model_->weights().n_vocab);
     abort_.store(false);
     try {
       session_->decode(slots.data(), tokens.data(), (int)slots.size(), out.Data(), abort_);
@@ -773,7 +788,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
 // Inputs of the attention hook, checked, with the replicated baseline's per-sample caches built
 // (the context copied in front of each sample's decode part) when that mode is asked for.
 struct AttnCall {
-  bool replicated = false;
+  bool replicated = false, prefill = false;
   AttnShape s{};
   const float *q = nullptr, *kc = nullptr, *vc = nullptr, *kd = nullptr, *vd = nullptr;
   std::vector<float> rk, rv;
@@ -785,8 +800,10 @@ AttnCall attn_args(Napi::Env env, const Napi::Value& v) {
   Napi::Object o = v.As<Napi::Object>();
   AttnCall c;
   const std::string mode = o.Get("mode").ToString();
-  if (mode != "bifurcated" && mode != "replicated") fail(env, "attention: mode must be bifurcated|replicated");
+  if (mode != "bifurcated" && mode != "replicated" && mode != "prefill")
+    fail(env, "attention: mode must be bifurcated|replicated|prefill");
   c.replicated = mode == "replicated";
+  c.prefill = mode == "prefill";
   AttnShape& s = c.s;
   s.n = (int)get_int(env, o, "n", "args", 1, 4096);
   s.n_head = (int)get_int(env, o, "n_head", "args", 1, 1024);
@@ -796,7 +813,7 @@ AttnCall attn_args(Napi::Env env, const Napi::Value& v) {
   s.D = (int)get_int(env, o, "D", "args", 0, 1 << 20);
   c.threads = (int)get_int(env, o, "threads", "args", 1, 256);
   if (s.n_head % s.n_kv != 0) fail(env, "attention: n_head must be a multiple of n_kv");
-  if (s.P + s.D < 1) fail(env, "attention: no positions to attend (P + D = 0)");
+  if (s.P + s.D < 1 && !c.prefill) fail(env, "attention: no positions to attend (P + D = 0)");
   s.ctx_stride = s.P;
   s.dec_stride = s.D;
   s.dec_sample_stride = (int64_t)s.n_kv * s.D * s.hd;
@@ -813,6 +830,12 @@ AttnCall attn_args(Napi::Env env, const Napi::Value& v) {
   };
   const int64_t hd = s.hd;
   c.q = arr("q", (int64_t)s.n * s.n_head * hd);
+  if (c.prefill) {  // n new tokens after P cached positions; kc/vc hold all P + n, D must be 0
+    if (s.D != 0) fail(env, "attention: prefill takes D = 0");
+    c.kc = arr("kc", (int64_t)s.n_kv * (s.P + s.n) * hd);
+    c.vc = arr("vc", (int64_t)s.n_kv * (s.P + s.n) * hd);
+    return c;
+  }
   c.kc = arr("kc", (int64_t)s.n_kv * s.P * hd);
   c.vc = arr("vc", (int64_t)s.n_kv * s.P * hd);
   c.kd = arr("kd", (int64_t)s.n * s.n_kv * s.D * hd);
@@ -835,7 +858,9 @@ AttnCall attn_args(Napi::Env env, const Napi::Value& v) {
 }
 
 void attn_run(const AttnCall& c, float* out, ThreadPool& pool) {
-  if (c.replicated) {
+  if (c.prefill) {
+    attention_prefill(c.s.n, c.s.P, c.s.n_head, c.s.n_kv, c.s.hd, c.s.P + c.s.n, c.s.scale, c.q, c.kc, c.vc, out, pool);
+  } else if (c.replicated) {
     const int64_t stride = (int64_t)c.s.P + c.s.D;
     attention_replicated(c.s, stride, (int64_t)c.s.n_kv * stride * c.s.hd, c.q, c.rk.data(), c.rv.data(), out, pool);
   } else {

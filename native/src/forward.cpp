@@ -26,7 +26,9 @@
 
 namespace {
 
-constexpr int kPromptChunk = 256;  // prompt tokens per batch: one weight read serves 256 rows
+// Prompt tokens per batch: one weight read (and one bf16 decode of it) serves 512 rows. On a 2k-token
+// prompt of the Qwen-0.5B shape 512 took ~3% less time than 256, 1024 ~15% more.
+constexpr int kPromptChunk = 512;
 
 const float* f32(const Tensor& t) { return reinterpret_cast<const float*>(t.data); }
 
