@@ -137,6 +137,37 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
     }
   });
 
+  test('decode and decodeSync write into a caller buffer when given one: same logits, a view of its head', async () => {
+    const model = loadModel(path, { threads: 2 });
+    const a = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
+    const b = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
+    try {
+      const prompt = Int32Array.from({ length: 9 }, (_, i) => 4 + 5 * i);
+      await a.evalPrompt(prompt, 0);
+      await b.evalPrompt(prompt, 0);
+      a.beginSamples(3, 'bifurcated');
+      b.beginSamples(3, 'bifurcated');
+      const V = model.spec.n_vocab, out = new Float32Array(3 * V).fill(NaN);
+      // three samples, then two (one left the batch): the view shrinks, the buffer stays
+      for (const [slots, toks] of [[Int32Array.of(0, 1, 2), Int32Array.of(7, 8, 9)], [Int32Array.of(0, 2), Int32Array.of(3, 4)]]) {
+        const fresh = await a.decode(slots, toks);
+        const into = await b.decode(slots, toks, out);
+        expect(into.buffer).toBe(out.buffer);
+        expect(into.length).toBe(slots.length * V);
+        expect(Array.from(into)).toEqual(Array.from(fresh));
+      }
+      const sync = b.decodeSync(Int32Array.of(1), Int32Array.of(5), out);
+      expect(sync.buffer).toBe(out.buffer);
+      expect(Array.from(sync)).toEqual(Array.from(a.decodeSync(Int32Array.of(1), Int32Array.of(5))));
+      expect(() => b.decodeSync(Int32Array.of(0, 1), Int32Array.of(1, 1), new Float32Array(V))).toThrow(/out holds/);
+      await expect(b.decode(Int32Array.of(0, 1), Int32Array.of(1, 1), new Float32Array(V))).rejects.toThrow(/out holds/);
+    } finally {
+      a.dispose();
+      b.dispose();
+      model.dispose();
+    }
+  });
+
   test('decodeSync is the same step as decode on the calling thread: same logits, same KV, errors thrown', async () => {
     const model = loadModel(path, { threads: 2 });
     const a = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
