@@ -16,6 +16,7 @@
 // over that sample's private copy (context copied in) of length P + D.
 #include "attention.h"
 #include "simd_exp.h"
+#include "simd_transpose.h"
 
 #include <algorithm>
 #include <atomic>
@@ -293,31 +294,6 @@ FC_AVX512 void softmax_row(float* s, int c, float& m, float& l, float* acc, int 
     sum = _mm512_add_ps(sum, e);
   }
   l += _mm512_reduce_add_ps(sum);
-}
-
-// r[i][j] <- r[j][i] for 16 x 16 floats (pairs, 64-bit pairs, then 128-bit lanes twice).
-FC_AVX512 inline void transpose16(__m512* r) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-  }
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 8; i++) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-  }
 }
 
 // softmax_row for 16 rows at once (the matrix-unit path's row tiles): s[16][64], row i sees its
@@ -670,6 +646,22 @@ struct Scratch {
 thread_local Scratch tls_amx;
 
 // Same contract as attend_rows; needs hd % 64 == 0 and kTile == 64.
+// C += the six part products of the A parts in tiles 4 (hi), 5 (mid), 6 (lo) and the B tile whose
+// three parts start at b (planes plane_t apart), smallest first: (hi, lo), (hi, mid), (mid, mid),
+// (hi, hi), (mid, hi), (lo, hi) with (A part, B part). GCC's tile intrinsics take literal tile numbers.
+#define FC_SIX(C, b)                              \
+  {                                               \
+    const uint16_t* b_ = (b);                     \
+    _tile_loadd(7, b_ + 2 * plane_t, 64);         \
+    _tile_dpbf16ps(C, 4, 7);                      \
+    _tile_loadd(7, b_ + plane_t, 64);             \
+    _tile_dpbf16ps(C, 4, 7);                      \
+    _tile_dpbf16ps(C, 5, 7);                      \
+    _tile_loadd(7, b_, 64);                       \
+    _tile_dpbf16ps(C, 4, 7);                      \
+    _tile_dpbf16ps(C, 5, 7);                      \
+    _tile_dpbf16ps(C, 6, 7);                      \
+  }
 void attend_amx(::Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos, const int64_t* limit) {
   static_assert(kTile == 64, "tile layout assumes 64 positions per tile");
   Scratch& a = tls_amx;
@@ -724,8 +716,6 @@ void attend_amx(::Scratch& w, int r0, int R, int hd, const float* k, const float
         for (int j = 0; j < 3; j++) _mm512_store_si512(a.kb.data() + j * plane_t + at, bf16_pairs(lo.p[j], hi.p[j]));
       }
     // Scores of every row tile against this K tile (the K parts stay in L1 for all of them).
-    // Part products smallest first: (hi, lo), (hi, mid), (mid, mid), (hi, hi), (mid, hi), (lo, hi)
-    // with (Q part, K part).
     for (int rt = 0; rt < RT; rt++) {
       const uint16_t* qrow = a.q.data() + (size_t)(16 * rt) * hd;
       float* srt = a.s.data() + (size_t)(16 * rt) * kTile;
@@ -737,21 +727,8 @@ void attend_amx(::Scratch& w, int r0, int R, int hd, const float* k, const float
         _tile_loadd(4, qrow + 32 * h, qstride);
         _tile_loadd(5, qrow + plane_q + 32 * h, qstride);
         _tile_loadd(6, qrow + 2 * plane_q + 32 * h, qstride);
-#define FC_QK(C)                                                              \
-  {                                                                           \
-    const uint16_t* b = a.kb.data() + ((size_t)h * 4 + C) * 512;              \
-    _tile_loadd(7, b + 2 * plane_t, 64);                                      \
-    _tile_dpbf16ps(C, 4, 7);                                                  \
-    _tile_loadd(7, b + plane_t, 64);                                          \
-    _tile_dpbf16ps(C, 4, 7);                                                  \
-    _tile_dpbf16ps(C, 5, 7);                                                  \
-    _tile_loadd(7, b, 64);                                                    \
-    _tile_dpbf16ps(C, 4, 7);                                                  \
-    _tile_dpbf16ps(C, 5, 7);                                                  \
-    _tile_dpbf16ps(C, 6, 7);                                                  \
-  }
-        FC_QK(0) FC_QK(1) FC_QK(2) FC_QK(3)
-#undef FC_QK
+        FC_SIX(0, a.kb.data() + ((size_t)h * 4 + 0) * 512) FC_SIX(1, a.kb.data() + ((size_t)h * 4 + 1) * 512)
+        FC_SIX(2, a.kb.data() + ((size_t)h * 4 + 2) * 512) FC_SIX(3, a.kb.data() + ((size_t)h * 4 + 3) * 512)
       }
       _tile_stored(0, srt, 4 * kTile);
       _tile_stored(1, srt + 16, 4 * kTile);
@@ -803,21 +780,8 @@ void attend_amx(::Scratch& w, int r0, int R, int hd, const float* k, const float
           _tile_loadd(4, prow + 32 * hf, 2 * kTile);
           _tile_loadd(5, prow + plane_p + 32 * hf, 2 * kTile);
           _tile_loadd(6, prow + 2 * plane_p + 32 * hf, 2 * kTile);
-#define FC_PV(C)                                                                        \
-  {                                                                                     \
-    const uint16_t* b = a.vb.data() + ((size_t)hf * (hd / 16) + d0 / 16 + C) * 512;    \
-    _tile_loadd(7, b + 2 * plane_t, 64);                                                \
-    _tile_dpbf16ps(C, 4, 7);                                                            \
-    _tile_loadd(7, b + plane_t, 64);                                                    \
-    _tile_dpbf16ps(C, 4, 7);                                                            \
-    _tile_dpbf16ps(C, 5, 7);                                                            \
-    _tile_loadd(7, b, 64);                                                              \
-    _tile_dpbf16ps(C, 4, 7);                                                            \
-    _tile_dpbf16ps(C, 5, 7);                                                            \
-    _tile_dpbf16ps(C, 6, 7);                                                            \
-  }
-          FC_PV(0) FC_PV(1) FC_PV(2) FC_PV(3)
-#undef FC_PV
+          const uint16_t* vb = a.vb.data() + ((size_t)hf * (hd / 16) + d0 / 16) * 512;
+          FC_SIX(0, vb) FC_SIX(1, vb + 512) FC_SIX(2, vb + 1024) FC_SIX(3, vb + 1536)
         }
         _tile_stored(0, acc, accstride);
         _tile_stored(1, acc + 16, accstride);
@@ -833,6 +797,7 @@ void attend_amx(::Scratch& w, int r0, int R, int hd, const float* k, const float
   }
 }
 
+#undef FC_SIX
 }  // namespace amx
 #pragma GCC pop_options
 #endif

@@ -29,6 +29,7 @@
 #include "activations.h"
 #include "quants.h"
 #include "simd_exp.h"
+#include "simd_transpose.h"
 
 // The SIMD passes are target regions: `#pragma GCC target` under GCC, `#pragma clang attribute`
 // under clang. MSVC builds (and non-x86 CPUs) get the portable scalar kernels.
@@ -507,33 +508,6 @@ void decode_row(int32_t type, const uint8_t* row, int64_t K, int8_t* lv, float* 
   }
 }
 
-// r[i][j] <- r[j][i] for a 16 x 16 block of floats: pairs, then 64-bit pairs, then 128-bit lanes twice.
-inline __m512 unpacklo64(__m512 a, __m512 b) { return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))); }
-inline __m512 unpackhi64(__m512 a, __m512 b) { return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b))); }
-inline void transpose16(__m512* r) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = unpacklo64(t[i], t[i + 2]);
-    r[i + 1] = unpackhi64(t[i], t[i + 2]);
-    r[i + 2] = unpacklo64(t[i + 1], t[i + 3]);
-    r[i + 3] = unpackhi64(t[i + 1], t[i + 3]);
-  }
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 8; i++) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-  }
-}
-
 // One sub-block on tiles TC = TA . TB (GCC's tile intrinsics take literal tile numbers, hence a macro).
 #define FC_AMX_BLOCK(TC, TA, TB, a, astride, bq, cbuf) \
   do {                                                  \
@@ -954,7 +928,7 @@ void decode_group(const Tensor& W, int64_t r0, int64_t s0, int64_t ns, uint16_t*
         const __m512 l1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + 16))));
         t[r] = (__m512)_mm512_cvtne2ps_pbh(_mm512_mul_ps(l1, d), _mm512_mul_ps(l0, d));
       }
-      fc_amx::transpose16(t);
+      transpose16(t);
       for (int p = 0; p < 16; p++) _mm512_store_ps(reinterpret_cast<float*>(wb + 512 * s + 32 * p), t[p]);
     }
     return;
@@ -982,7 +956,7 @@ void decode_group(const Tensor& W, int64_t r0, int64_t s0, int64_t ns, uint16_t*
       const __m512 w1 = _mm512_fmsub_ps(l1, _mm512_set1_ps(scr[u1]), _mm512_set1_ps(mnr[u1]));
       t[r] = (__m512)_mm512_cvtne2ps_pbh(w1, w0);
     }
-    fc_amx::transpose16(t);
+    transpose16(t);
     for (int p = 0; p < 16; p++) _mm512_store_ps(reinterpret_cast<float*>(wb + 512 * s + 32 * p), t[p]);
   }
 }
