@@ -752,37 +752,39 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   if ((int64_t)w.ByteLength() < ggml_row_size(W.type, W.ne0) * W.ne1) fail(env, "matmul: w is too short");
   if ((int64_t)x.ElementLength() < n * W.ne0) fail(env, "matmul: x is too short");
   W.data = w.Data();
-  Napi::Float32Array y = Napi::Float32Array::New(env, (size_t)(n * W.ne1));
-  // Computed into a cache-line aligned buffer like the forward pass's, so the tests and benchmarks
-  // take the same store path (streaming stores need 64-byte alignment).
-  std::vector<float, Aligned64<float>> out((size_t)(n * W.ne1));
+  // gate (same type and shape as w): (x W^T) * silu(x gate^T); down too (ne0 = W.ne1, ne1 = W.ne0):
+  // that times down^T, n x W.ne0
   const bool gated = info.Length() > 7 && !info[7].IsUndefined();
   const bool ffn = gated && info.Length() > 8 && !info[8].IsUndefined();
-  if (!gated) {
-    matmul(W, x.Data(), n, out.data(), hook_pool(env, threads));
-    std::memcpy(y.Data(), out.data(), sizeof(float) * out.size());
-    return y;
+  Tensor G = W, D = W;
+  if (gated) {
+    Napi::Uint8Array g = arg_typed<Napi::Uint8Array>(info, 7, "matmul: gate", napi_uint8_array);
+    if (g.ByteLength() < w.ByteLength()) fail(env, "matmul: gate is too short");
+    G.data = g.Data();
   }
-  // gate weights: (x W^T) * silu(x gate^T); and with down (ne0 = W.ne1, ne1 = W.ne0), that times down^T
-  Napi::Uint8Array g = arg_typed<Napi::Uint8Array>(info, 7, "matmul: gate", napi_uint8_array);
-  if (g.ByteLength() < w.ByteLength()) fail(env, "matmul: gate is too short");
-  Tensor G = W, D;
-  G.data = g.Data();
-  std::vector<float, Aligned64<float>> scratch((size_t)(n * W.ne1));
-  if (!ffn) {
-    matmul_swiglu(W, G, x.Data(), n, out.data(), scratch.data(), hook_pool(env, threads));
-    std::memcpy(y.Data(), out.data(), sizeof(float) * out.size());
-    return y;
+  if (ffn) {
+    Napi::Uint8Array d = arg_typed<Napi::Uint8Array>(info, 8, "matmul: down", napi_uint8_array);
+    D.ne0 = W.ne1, D.ne1 = W.ne0, D.data = d.Data();
+    if (D.ne0 % bs != 0) fail(env, "matmul: down's row length is not a multiple of the block size");
+    if ((int64_t)d.ByteLength() < ggml_row_size(D.type, D.ne0) * D.ne1) fail(env, "matmul: down is too short");
   }
-  Napi::Uint8Array d = arg_typed<Napi::Uint8Array>(info, 8, "matmul: down", napi_uint8_array);
-  D.type = W.type, D.ne0 = W.ne1, D.ne1 = W.ne0, D.data = d.Data();
-  if (D.ne0 % bs != 0) fail(env, "matmul: down's row length is not a multiple of the block size");
-  if ((int64_t)d.ByteLength() < ggml_row_size(D.type, D.ne0) * D.ne1) fail(env, "matmul: down is too short");
-  std::vector<float, Aligned64<float>> yd((size_t)(n * D.ne1)), scratch2((size_t)(n * W.ne1));
-  ffn_swiglu(W, G, D, x.Data(), n, yd.data(), scratch.data(), scratch2.data(), hook_pool(env, threads));
-  Napi::Float32Array z = Napi::Float32Array::New(env, yd.size());
-  std::memcpy(z.Data(), yd.data(), sizeof(float) * yd.size());
-  return z;
+  // Computed into cache-line aligned buffers like the forward pass's, so the tests and benchmarks
+  // take the same store path (streaming stores need 64-byte alignment).
+  using Buf = std::vector<float, Aligned64<float>>;
+  Buf out((size_t)(n * (ffn ? W.ne0 : W.ne1)));
+  ThreadPool& pool = hook_pool(env, threads);
+  if (ffn) {
+    Buf h((size_t)(n * W.ne1)), g2((size_t)(n * W.ne1));
+    ffn_swiglu(W, G, D, x.Data(), n, out.data(), h.data(), g2.data(), pool);
+  } else if (gated) {
+    Buf scratch((size_t)(n * W.ne1));
+    matmul_swiglu(W, G, x.Data(), n, out.data(), scratch.data(), pool);
+  } else {
+    matmul(W, x.Data(), n, out.data(), pool);
+  }
+  Napi::Float32Array y = Napi::Float32Array::New(env, out.size());
+  std::memcpy(y.Data(), out.data(), sizeof(float) * out.size());
+  return y;
 }
 
 // Inputs of the attention hook, checked, with the replicated baseline's per-sample caches built

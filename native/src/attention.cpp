@@ -390,6 +390,19 @@ __attribute__((target("avx2,fma"))) inline void transpose8x8(const float* src, i
   }
 }
 
+// kt[x][t] = kb[t][x] for the T <= 64 positions of a K tile ([pos][hd], hd a multiple of 8), zero
+// past T: the layout every tile kernel's score product reads.
+__attribute__((target("avx2,fma"))) void k_tile_transposed(const float* kb, int T, int hd, float* kt) {
+  if (T == kTile) {
+    for (int t = 0; t < kTile; t += 8)
+      for (int x = 0; x < hd; x += 8) transpose8x8(kb + (size_t)t * hd + x, hd, kt + (size_t)x * kTile + t, kTile);
+    return;
+  }
+  for (int t = 0; t < T; t++)
+    for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kb[(size_t)t * hd + x];
+  for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
+}
+
 // Same contract as attend_rows; needs hd % 16 == 0.
 FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos,
                              const int64_t* limit) {
@@ -406,15 +419,7 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
     int64_t issued = 0;
     // K tile transposed to [hd][64] (zero-padded past T): read once, used by all R rows.
     float* kt = w.kt.data();
-    const float* kb = k + t0 * hd;
-    if (T == kTile) {
-      for (int t = 0; t < kTile; t += 8)
-        for (int x = 0; x < hd; x += 8) transpose8x8(kb + (size_t)t * hd + x, hd, kt + (size_t)x * kTile + t, kTile);
-    } else {  // the last, partial tile
-      for (int t = 0; t < T; t++)
-        for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kb[(size_t)t * hd + x];
-      for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
-    }
+    k_tile_transposed(k + t0 * hd, T, hd, kt);
     const float* vt = v + t0 * hd;
     for (int r = r0, blk = 0; r < r0 + R; r += kRowBlock, blk++) {
       const int64_t upto = next_bytes * (blk + 1) / blocks;
@@ -529,15 +534,7 @@ FC_AVX2 void attend_avx2(Scratch& w, int r0, int R, int hd, const float* k, cons
       }
     }
     float* kt = w.kt.data();
-    const float* kb = k + t0 * hd;
-    if (T == kTile) {
-      for (int t = 0; t < kTile; t += 8)
-        for (int x = 0; x < hd; x += 8) transpose8x8(kb + (size_t)t * hd + x, hd, kt + (size_t)x * kTile + t, kTile);
-    } else {
-      for (int t = 0; t < T; t++)
-        for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kb[(size_t)t * hd + x];
-      for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
-    }
+    k_tile_transposed(k + t0 * hd, T, hd, kt);
     const float* vt = v + t0 * hd;
     for (int r = r0; r < r0 + R; r += 2) {
       const int64_t* lim = limit ? limit + (r - r0) : nullptr;
@@ -699,15 +696,7 @@ void attend_amx(::Scratch& w, int r0, int R, int hd, const float* k, const float
     // K tile transposed to [hd][64] (zero past T), then rows 2kp and 2kp+1 paired into B order:
     // kb[part][kp / 16][ct][kp % 16][16 positions x 2].
     float* kt = w.kt.data();
-    const float* kblk = k + t0 * hd;
-    if (T == kTile) {
-      for (int t = 0; t < kTile; t += 8)
-        for (int x = 0; x < hd; x += 8) transpose8x8(kblk + (size_t)t * hd + x, hd, kt + (size_t)x * kTile + t, kTile);
-    } else {
-      for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
-      for (int t = 0; t < T; t++)
-        for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kblk[(size_t)t * hd + x];
-    }
+    k_tile_transposed(k + t0 * hd, T, hd, kt);
     for (int kp = 0; kp < hd / 2; kp++)
       for (int ct = 0; ct < 4; ct++) {
         const Parts lo = split3(_mm512_loadu_ps(kt + (size_t)(2 * kp) * kTile + 16 * ct));

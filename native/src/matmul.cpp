@@ -885,16 +885,20 @@ inline __m512i bf16x32(const float* p) {
   return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + 16), _mm512_loadu_ps(p));
 }
 
-// x (n x K floats) -> xb (npad x K bf16, 64-byte aligned) in A-tile order: the tiles of rows
-// 32j..32j+15 and 32j+16..32j+31 for columns 32s..32s+31 are the 2 KiB at xb + 1024 (j nks + s), so
-// a pass reads its A tiles as one sequential stream. Rows past n are zero.
+// A-tile order of activations (npad x K bf16, 64-byte aligned): the tiles of rows 32j..32j+15 and
+// 32j+16..32j+31 for columns 32s..32s+31 are the 2 KiB at 1024 (j nks + s), so a pass reads its A
+// tiles as one sequential stream. Where row i's 32 columns of k-step s start (nks = K / 32):
+inline int64_t tile_at(int64_t i, int64_t s, int64_t nks) {
+  return 1024 * ((i / 32) * nks + s) + 512 * (i % 32 / 16) + 32 * (i % 16);
+}
+
+// x (n x K floats) -> xb in A-tile order; rows past n are zero.
 void pack_x(const float* x, int64_t n, int64_t npad, int64_t K, uint16_t* xb, ThreadPool& pool) {
   const int64_t nks = K / 32;
   pool.parallel_for(npad, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; i++) {
-      uint16_t* dst = xb + (i / 32) * nks * 1024 + (i % 32 / 16) * 512 + (i % 16) * 32;
       for (int64_t s = 0; s < nks; s++)
-        _mm512_store_si512(dst + 1024 * s, i < n ? bf16x32(x + i * K + 32 * s) : _mm512_setzero_si512());
+        _mm512_store_si512(xb + tile_at(i, s, nks), i < n ? bf16x32(x + i * K + 32 * s) : _mm512_setzero_si512());
     }
   });
 }
@@ -1042,7 +1046,7 @@ void matmul_bf16(const Tensor& W, const Tensor* gate, const uint16_t* xb, int64_
           const float* const a = acc + 32 * i;
           const __m512 g = _mm512_load_ps(a + 16);
           const __m512 v = _mm512_mul_ps(_mm512_load_ps(a), _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), g)))));
-          uint16_t* dst = yb + 1024 * ((i / 32) * nks_out + c0 / 32) + 512 * (i % 32 / 16) + 32 * (i % 16) + c0 % 32;
+          uint16_t* dst = yb + tile_at(i, c0 / 32, nks_out) + c0 % 32;
           _mm256_store_si256(reinterpret_cast<__m256i*>(dst), (__m256i)_mm512_cvtneps_pbh(v));
         }
         return;
@@ -1336,12 +1340,15 @@ static bool bf16_enabled() {
   const char* e = std::getenv("FORKCAST_NO_BF16");
   return !(e && e[0] && std::strcmp(e, "0") != 0);
 }
-// Every matrix quantized (a type the tile decoders know) with the same row length, a multiple of 32.
-static bool all_quantized_k(const Tensor* const* Ws, int count) {
+// Whether n rows of x against these matrices go to the bf16 tiles: a prompt-sized product on AMX,
+// every matrix quantized (a type the tile decoders know) with the same row length, a multiple of 32.
+static bool prompt_tiles(const Tensor* const* Ws, int count, int64_t n) {
+  if (active_isa() != Isa::Amx || n < fc_amx_bf16::MIN_N || !bf16_enabled()) return false;
   for (int i = 0; i < count; i++)
     if (!fc_amx::supported(Ws[i]->type) || Ws[i]->ne0 != Ws[0]->ne0 || Ws[i]->ne0 % 32 != 0) return false;
   return true;
 }
+static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
 #endif
 
 void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const float* x, int64_t n, ThreadPool& pool) {
@@ -1357,8 +1364,8 @@ void matmul_shared(const Tensor* const* Ws, float* const* ys, int count, const f
 #if FC_AMX
   // On AMX the activations are quantized and packed into tile order once for all the matrices.
   amx = active_isa() == Isa::Amx && n >= fc_amx::AMX_MIN_N;
-  if (amx && n >= fc_amx_bf16::MIN_N && bf16_enabled() && all_quantized_k(Ws, count)) {
-    const int64_t npad = (n + 31) / 32 * 32;
+  if (prompt_tiles(Ws, count, n)) {
+    const int64_t npad = pad32(n);
     const uint16_t* xb = fc_amx_bf16::pack(x, n, npad, W0.ne0, pool);
     for (int i = 0; i < count; i++) fc_amx_bf16::matmul_bf16(*Ws[i], nullptr, xb, n, npad, ys[i], Ws[i]->ne1, pool, nullptr);
     return;
@@ -1386,9 +1393,8 @@ void matmul_swiglu(const Tensor& up, const Tensor& gate, const float* x, int64_t
   check_shape(gate);
 #if FC_AMX
   const Tensor* Ws[2] = {&up, &gate};
-  if (active_isa() == Isa::Amx && n >= fc_amx_bf16::MIN_N && bf16_enabled() && all_quantized_k(Ws, 2) &&
-      up.ne1 == gate.ne1) {
-    const int64_t npad = (n + 31) / 32 * 32;
+  if (prompt_tiles(Ws, 2, n) && up.ne1 == gate.ne1) {
+    const int64_t npad = pad32(n);
     fc_amx_bf16::matmul_bf16(up, &gate, fc_amx_bf16::pack(x, n, npad, up.ne0, pool), n, npad, y, up.ne1, pool, nullptr);
     return;
   }
@@ -1408,16 +1414,15 @@ void ffn_swiglu(const Tensor& up, const Tensor& gate, const Tensor& down, const 
 #if FC_AMX
   const Tensor* Ws[2] = {&up, &gate};
   const int64_t F = up.ne1;
-  if (active_isa() == Isa::Amx && n >= fc_amx_bf16::MIN_N && bf16_enabled() && all_quantized_k(Ws, 2) &&
-      gate.ne1 == F && F % 32 == 0 && down.ne0 == F && fc_amx::supported(down.type)) {
-    const int64_t npad = (n + 31) / 32 * 32;
+  if (prompt_tiles(Ws, 2, n) && gate.ne1 == F && F % 32 == 0 && down.ne0 == F && fc_amx::supported(down.type)) {
+    const int64_t npad = pad32(n);
     thread_local std::vector<uint16_t> hidden;  // the calling thread's; grown, never shrunk
     if ((int64_t)hidden.size() < npad * F + 32) hidden.resize(npad * F + 32);
     uint16_t* const hb = fc_amx_bf16::align64(hidden.data());
     // rows n..npad of the last tile pair are A rows of the down product: zero, not stale
     for (int64_t i = n; i < npad; i++)
       for (int64_t s = 0; s < F / 32; s++)
-        std::memset(hb + 1024 * ((i / 32) * (F / 32) + s) + 512 * (i % 32 / 16) + 32 * (i % 16), 0, 64);
+        std::memset(hb + fc_amx_bf16::tile_at(i, s, F / 32), 0, 64);
     fc_amx_bf16::matmul_bf16(up, &gate, fc_amx_bf16::pack(x, n, npad, up.ne0, pool), n, npad, nullptr, 0, pool, hb);
     fc_amx_bf16::matmul_bf16(down, nullptr, hb, n, npad, y, down.ne1, pool, nullptr);
     return;
