@@ -212,26 +212,24 @@ void attend_rows(Scratch& w, int r0, int R, int hd, const float* k, const float*
 #define FC_AVX512 __attribute__((target("avx512f,fma")))
 
 
-// s[r][0..64) = q_r . kt[:, t] for RB rows (q rows hd apart, kt [hd][64]).
-template <int RB>
+// s[r][0..16 NJ) = q_r . kt[:, t] for RB rows (q rows hd apart, kt [hd][64]). NJ < 4 for a short
+// tile (a sample's own cache in a decode step holds fewer than 64 positions).
+template <int RB, int NJ>
 FC_AVX512 void qk_block(const float* q, int hd, const float* kt, float* s) {
-  __m512 a[RB][4];
+  __m512 a[RB][NJ];
   for (int r = 0; r < RB; r++)
-    for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
+    for (int j = 0; j < NJ; j++) a[r][j] = _mm512_setzero_ps();
   for (int x = 0; x < hd; x++) {
     const float* k = kt + (size_t)x * kTile;
-    const __m512 k0 = _mm512_loadu_ps(k), k1 = _mm512_loadu_ps(k + 16), k2 = _mm512_loadu_ps(k + 32),
-                 k3 = _mm512_loadu_ps(k + 48);
+    __m512 kv[NJ];
+    for (int j = 0; j < NJ; j++) kv[j] = _mm512_loadu_ps(k + 16 * j);
     for (int r = 0; r < RB; r++) {
       const __m512 b = _mm512_set1_ps(q[(size_t)r * hd + x]);
-      a[r][0] = _mm512_fmadd_ps(b, k0, a[r][0]);
-      a[r][1] = _mm512_fmadd_ps(b, k1, a[r][1]);
-      a[r][2] = _mm512_fmadd_ps(b, k2, a[r][2]);
-      a[r][3] = _mm512_fmadd_ps(b, k3, a[r][3]);
+      for (int j = 0; j < NJ; j++) a[r][j] = _mm512_fmadd_ps(b, kv[j], a[r][j]);
     }
   }
   for (int r = 0; r < RB; r++)
-    for (int j = 0; j < 4; j++) _mm512_storeu_ps(s + r * kTile + 16 * j, a[r][j]);
+    for (int j = 0; j < NJ; j++) _mm512_storeu_ps(s + r * kTile + 16 * j, a[r][j]);
 }
 
 // acc[r][d0 .. d0+16*ND) += sum_{t<c} p[r][t] v[t][d0 ..] for RB rows.
@@ -265,13 +263,13 @@ FC_AVX512 void pv_rows(const float* p, int c, const float* v, int hd, float* acc
   }
 }
 
-// Row r of a score block: positions >= c are masked out; updates m, l, rescales acc, turns the
-// scores into exp(s - m) (zero where masked).
-FC_AVX512 void softmax_row(float* s, int c, float& m, float& l, float* acc, int hd) {
+// Row r of a score block (its first 16 nj scores computed): positions >= c are masked out; updates
+// m, l, rescales acc, turns the scores into exp(s - m) (zero where masked).
+FC_AVX512 void softmax_row(float* s, int c, int nj, float& m, float& l, float* acc, int hd) {
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __mmask16 mk[4];
   __m512 mx = ninf;
-  for (int j = 0; j < 4; j++) {
+  for (int j = 0; j < nj; j++) {
     const int left = std::max(0, std::min(16, c - 16 * j));
     mk[j] = (__mmask16)((1u << left) - 1u);
     mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(ninf, mk[j], s + 16 * j));
@@ -288,7 +286,7 @@ FC_AVX512 void softmax_row(float* s, int c, float& m, float& l, float* acc, int 
   }
   const __m512 vm = _mm512_set1_ps(m);
   __m512 sum = _mm512_setzero_ps();
-  for (int j = 0; j < 4; j++) {
+  for (int j = 0; j < nj; j++) {
     const __m512 e = _mm512_maskz_mov_ps(mk[j], exp512(_mm512_sub_ps(_mm512_loadu_ps(s + 16 * j), vm)));
     _mm512_storeu_ps(s + 16 * j, e);
     sum = _mm512_add_ps(sum, e);
@@ -354,7 +352,14 @@ FC_AVX512 void softmax16(float* s, const int* c, float* m, float* l, float* acc,
 template <int RB>
 FC_AVX512 void tile_rows(Scratch& w, int r, int hd, const float* vt, int T, int64_t t0, const int64_t* limit) {
   float* sb = w.s.data();
-  qk_block<RB>(w.q.data() + (size_t)r * hd, hd, w.kt.data(), sb);
+  const int nj = (T + 15) / 16;
+  const float* qr = w.q.data() + (size_t)r * hd;
+  switch (nj) {
+    case 4: qk_block<RB, 4>(qr, hd, w.kt.data(), sb); break;
+    case 3: qk_block<RB, 3>(qr, hd, w.kt.data(), sb); break;
+    case 2: qk_block<RB, 2>(qr, hd, w.kt.data(), sb); break;
+    default: qk_block<RB, 1>(qr, hd, w.kt.data(), sb); break;
+  }
   int cmax = 0;
   for (int i = 0; i < RB; i++) {
     int c = T;
@@ -364,7 +369,7 @@ FC_AVX512 void tile_rows(Scratch& w, int r, int hd, const float* vt, int T, int6
       std::memset(sb + i * kTile, 0, sizeof(float) * kTile);
       continue;
     }
-    softmax_row(sb + i * kTile, c, w.m[r + i], w.l[r + i], w.acc.data() + (size_t)(r + i) * hd, hd);
+    softmax_row(sb + i * kTile, c, nj, w.m[r + i], w.l[r + i], w.acc.data() + (size_t)(r + i) * hd, hd);
   }
   if (cmax > 0) pv_rows<RB>(sb, cmax, vt, hd, w.acc.data() + (size_t)r * hd);
 }
@@ -391,16 +396,18 @@ __attribute__((target("avx2,fma"))) inline void transpose8x8(const float* src, i
 }
 
 // kt[x][t] = kb[t][x] for the T <= 64 positions of a K tile ([pos][hd], hd a multiple of 8), zero
-// past T: the layout every tile kernel's score product reads.
-__attribute__((target("avx2,fma"))) void k_tile_transposed(const float* kb, int T, int hd, float* kt) {
-  if (T == kTile) {
-    for (int t = 0; t < kTile; t += 8)
-      for (int x = 0; x < hd; x += 8) transpose8x8(kb + (size_t)t * hd + x, hd, kt + (size_t)x * kTile + t, kTile);
-    return;
-  }
-  for (int t = 0; t < T; t++)
+// from T to pad: the layout every tile kernel's score product reads. Short tiles are the common case
+// in a decode step (each sample's own cache), so they take the 8 x 8 blocks too, and the vector
+// kernels, which read only the 16-wide columns that hold positions, zero only up to the next 16
+// (a whole 64-wide tile was 16 KiB of stores per sample, KV head and step).
+__attribute__((target("avx2,fma"))) void k_tile_transposed(const float* kb, int T, int hd, float* kt, int pad = kTile) {
+  const int T8 = T & ~7;
+  for (int t = 0; t < T8; t += 8)
+    for (int x = 0; x < hd; x += 8) transpose8x8(kb + (size_t)t * hd + x, hd, kt + (size_t)x * kTile + t, kTile);
+  for (int t = T8; t < T; t++)
     for (int x = 0; x < hd; x++) kt[(size_t)x * kTile + t] = kb[(size_t)t * hd + x];
-  for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (kTile - T));
+  if (pad > T)
+    for (int x = 0; x < hd; x++) std::memset(kt + (size_t)x * kTile + T, 0, sizeof(float) * (pad - T));
 }
 
 // Same contract as attend_rows; needs hd % 16 == 0.
@@ -419,16 +426,20 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
     int64_t issued = 0;
     // K tile transposed to [hd][64] (zero-padded past T): read once, used by all R rows.
     float* kt = w.kt.data();
-    k_tile_transposed(k + t0 * hd, T, hd, kt);
+    k_tile_transposed(k + t0 * hd, T, hd, kt, (T + 15) & ~15);
     const float* vt = v + t0 * hd;
-    for (int r = r0, blk = 0; r < r0 + R; r += kRowBlock, blk++) {
+    for (int r = r0, blk = 0, take; r < r0 + R; r += take, blk++) {
+      // Blocks of at most kRowBlock rows, balanced: a lone row's block has too few independent
+      // sums to keep the FMA units busy (7 rows, a Qwen2.5-0.5B sample's group, go as 4 + 3).
+      const int left = r0 + R - r;
+      take = (left + (left + kRowBlock - 1) / kRowBlock - 1) / ((left + kRowBlock - 1) / kRowBlock);
       const int64_t upto = next_bytes * (blk + 1) / blocks;
       for (; issued < upto; issued += 64) {
         _mm_prefetch(kn + issued, _MM_HINT_T1);
         _mm_prefetch(vn + issued, _MM_HINT_T1);
       }
       const int64_t* lim = limit ? limit + (r - r0) : nullptr;
-      switch (std::min(kRowBlock, r0 + R - r)) {
+      switch (take) {
         case 6: tile_rows<6>(w, r, hd, vt, T, t0, lim); break;
         case 5: tile_rows<5>(w, r, hd, vt, T, t0, lim); break;
         case 4: tile_rows<4>(w, r, hd, vt, T, t0, lim); break;
