@@ -12,8 +12,9 @@
 // Bifurcated: one work item = one KV head (its positions split over threads when there are fewer
 // heads than threads); its R = n * (n_head/n_kv) query rows all take each context K/V tile while it
 // sits in L1/L2 (the context is read once per step for all samples: the paper's "one GEMM"), then
-// each sample's rows continue over that sample's own decode cache, then the rows are normalised. Replicated: one item = one sample x one KV head
-// over that sample's private copy (context copied in) of length P + D.
+// each sample's rows continue over that sample's own decode cache, then the rows are normalised.
+// Replicated: one item = one sample x one KV head over that sample's private copy (context copied in)
+// of length P + D.
 #include "attention.h"
 #include "simd_exp.h"
 #include "simd_transpose.h"
@@ -42,8 +43,8 @@
 
 namespace {
 
-constexpr int kTile = 64;
-constexpr int kRowBlock = 6;  // query rows per register block: 6 x 4 accumulators + 4 K/V vectors fit 32 zmm  // cached positions per tile: K+V tile = 2*64*hd*4 bytes (32 KiB at hd=64)
+constexpr int kTile = 64;     // cached positions per tile: K+V tile = 2*64*hd*4 bytes (32 KiB at hd=64)
+constexpr int kRowBlock = 6;  // query rows per register block: 6 x 4 accumulators + 4 K/V vectors fit 32 zmm
 
 // ---- vector primitives: AVX2+FMA when the CPU has them, plain loops otherwise ----------------
 
@@ -431,8 +432,8 @@ FC_AVX512 void attend_avx512(Scratch& w, int r0, int R, int hd, const float* k, 
     for (int r = r0, blk = 0, take; r < r0 + R; r += take, blk++) {
       // Blocks of at most kRowBlock rows, balanced: a lone row's block has too few independent
       // sums to keep the FMA units busy (7 rows, a Qwen2.5-0.5B sample's group, go as 4 + 3).
-      const int left = r0 + R - r;
-      take = (left + (left + kRowBlock - 1) / kRowBlock - 1) / ((left + kRowBlock - 1) / kRowBlock);
+      const int left = r0 + R - r, nb = (left + kRowBlock - 1) / kRowBlock;  // blocks still to go
+      take = (left + nb - 1) / nb;
       const int64_t upto = next_bytes * (blk + 1) / blocks;
       for (; issued < upto; issued += 64) {
         _mm_prefetch(kn + issued, _MM_HINT_T1);

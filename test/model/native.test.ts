@@ -137,16 +137,31 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
     }
   });
 
-  test('decode and decodeSync write into a caller buffer when given one: same logits, a view of its head', async () => {
+  // Two contexts on one model, each fed `prompt` and given three bifurcated sample slots: one runs the
+  // path under test, the other the reference. dispose() frees all three.
+  async function twinContexts(prompt: Int32Array) {
     const model = loadModel(path, { threads: 2 });
-    const a = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
-    const b = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
+    const [a, b] = [0, 1].map(() => model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 }));
+    const dispose = () => {
+      a.dispose();
+      b.dispose();
+      model.dispose();
+    };
     try {
-      const prompt = Int32Array.from({ length: 9 }, (_, i) => 4 + 5 * i);
-      await a.evalPrompt(prompt, 0);
-      await b.evalPrompt(prompt, 0);
-      a.beginSamples(3, 'bifurcated');
-      b.beginSamples(3, 'bifurcated');
+      for (const c of [a, b]) {
+        await c.evalPrompt(prompt, 0);
+        c.beginSamples(3, 'bifurcated');
+      }
+    } catch (e) {
+      dispose();
+      throw e;
+    }
+    return { model, a, b, dispose };
+  }
+
+  test('decode and decodeSync write into a caller buffer when given one: same logits, a view of its head', async () => {
+    const { model, a, b, dispose } = await twinContexts(Int32Array.from({ length: 9 }, (_, i) => 4 + 5 * i));
+    try {
       const V = model.spec.n_vocab, out = new Float32Array(3 * V).fill(NaN);
       // three samples, then two (one left the batch): the view shrinks, the buffer stays
       for (const [slots, toks] of [[Int32Array.of(0, 1, 2), Int32Array.of(7, 8, 9)], [Int32Array.of(0, 2), Int32Array.of(3, 4)]]) {
@@ -162,22 +177,14 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
       expect(() => b.decodeSync(Int32Array.of(0, 1), Int32Array.of(1, 1), new Float32Array(V))).toThrow(/out holds/);
       await expect(b.decode(Int32Array.of(0, 1), Int32Array.of(1, 1), new Float32Array(V))).rejects.toThrow(/out holds/);
     } finally {
-      a.dispose();
-      b.dispose();
-      model.dispose();
+      dispose();
     }
   });
 
   test('decodeSync is the same step as decode on the calling thread: same logits, same KV, errors thrown', async () => {
-    const model = loadModel(path, { threads: 2 });
-    const a = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
-    const b = model.createContext({ ctx: 32, maxSamples: 3, maxDecode: 4, threads: 2 });
+    const prompt = Int32Array.from({ length: 9 }, (_, i) => 5 + 3 * i);
+    const { model, a, b, dispose } = await twinContexts(prompt);
     try {
-      const prompt = Int32Array.from({ length: 9 }, (_, i) => 5 + 3 * i);
-      await a.evalPrompt(prompt, 0);
-      await b.evalPrompt(prompt, 0);
-      a.beginSamples(3, 'bifurcated');
-      b.beginSamples(3, 'bifurcated');
       const slots = Int32Array.of(0, 2), V = model.spec.n_vocab;
       for (const toks of [Int32Array.of(7, 11), Int32Array.of(13, 2), Int32Array.of(40, 41)]) {
         const async = await a.decode(slots, toks);
@@ -195,9 +202,7 @@ describe.skipIf(!HAVE_SHARED)('Model and Context on a real file', () => {
       b.dispose();
       expect(() => b.decodeSync(slots, Int32Array.of(1, 1))).toThrow(/disposed/);
     } finally {
-      a.dispose();
-      b.dispose();
-      model.dispose();
+      dispose();
     }
   });
 
