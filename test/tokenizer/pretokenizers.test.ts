@@ -1,6 +1,7 @@
 // Pre-tokenizers on their own: every name the engine knows compiles and cuts text without losing or
 // inventing characters, and the cuts follow the regex semantics of the reference (Hugging Face's
-// Oniguruma), including where JavaScript's own regex meaning differs.
+// Oniguruma), including where JavaScript's own regex meaning differs, and llama.cpp's where it differs
+// from Hugging Face's.
 import { describe, expect, it } from 'vitest';
 import { knownPreTokenizers, makePreTokenizer } from '../../engine/tokenizer/pretokenizers';
 import { xorshift } from '../random';
@@ -59,6 +60,14 @@ describe('pre-tokenizers', () => {
     expect(p.split('aƻb')).toEqual(['a', 'ƻ', 'b']); // U+01BB is a letter but not a cased one
     expect(p.split('\u1f7d\u212a')).toEqual(['\u1f7d\u212a']); // Greek ώ (oxia) and the Kelvin sign are in it
     expect(p.split('Z[')).toEqual(['Z', '[']);
+  });
+
+  it('DeepSeek: non-ASCII whitespace is outside their explicit ranges, as in llama.cpp (which reads it as U+000B)', () => {
+    // U+2005 lies in the CJK range U+0800-U+4E00 and U+3000 in the punctuation range U+3000-U+3002; Hugging
+    // Face's regex engine would take them there, llama.cpp does not.
+    expect(makePreTokenizer('deepseek-llm').split('\u{1f596}  \u2005\u2550')).toEqual(['\u{1f596}  \u2005', '\u2550']);
+    expect(makePreTokenizer('deepseek-coder').split('x\u2005\u2550')).toEqual(['x', '\u2005', '\u2550']);
+    expect(makePreTokenizer('deepseek-llm').split('\u3000\u3000\u3002')).toEqual(['\u3000', '\u3000', '\u3002']); // HF: one piece
   });
 
   it('GPT-4o / Tekken: camel case splits, combining marks stay in the word (tokenizer.json regex, \\p{M} included)', () => {
