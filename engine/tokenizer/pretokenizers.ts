@@ -139,11 +139,10 @@ function familyRegexes(family: string): RegExp[] {
 // engine but not under llama.cpp's. We cut as llama.cpp does: the GGUF files are its format.
 const NON_ASCII_WS = /[\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/g;
 
-/** Splits each piece [start, end) of `seen` by one regex, keeping matches and the gaps between them. */
-function splitIsolated(pieces: number[], seen: string, re: RegExp): number[] {
-  const out: number[] = [];
-  for (let p = 0; p < pieces.length; p += 2) {
-    const base = pieces[p], piece = seen.slice(base, pieces[p + 1]);
+/** Splits `pieces` by one regex, keeping matches and the gaps between them as separate pieces. */
+function splitIsolated(pieces: string[], re: RegExp): string[] {
+  const out: string[] = [];
+  for (const piece of pieces) {
     let last = 0;
     re.lastIndex = 0;
     for (let m = re.exec(piece); m !== null; m = re.exec(piece)) {
@@ -152,11 +151,11 @@ function splitIsolated(pieces: number[], seen: string, re: RegExp): number[] {
         re.lastIndex = start + 1;
         continue;
       }
-      if (start > last) out.push(base + last, base + start);
-      out.push(base + start, base + end);
+      if (start > last) out.push(piece.slice(last, start));
+      out.push(m[0]);
       last = end;
     }
-    if (last < piece.length) out.push(base + last, base + piece.length);
+    if (last < piece.length) out.push(piece.slice(last));
   }
   return out;
 }
@@ -171,13 +170,13 @@ export function makePreTokenizer(name: string | undefined): PreTokenizer {
     ignoreMerges: spec.ignoreMerges ?? false,
     addBos: spec.addBos ?? false,
     split(text: string): string[] {
-      // Every non-ASCII whitespace character is one UTF-16 unit, so offsets in `seen` are offsets in `text`.
       const seen = text.replace(NON_ASCII_WS, '\v');
-      let pieces = [0, text.length];
-      for (const re of regexes) pieces = splitIsolated(pieces, seen, re);
-      const words: string[] = [];
-      for (let p = 0; p < pieces.length; p += 2) words.push(text.slice(pieces[p], pieces[p + 1]));
-      return words;
+      let pieces = [seen];
+      for (const re of regexes) pieces = splitIsolated(pieces, re);
+      if (seen === text) return pieces;
+      // Each replaced character is one UTF-16 unit, so the pieces' lengths cut `text` at the same places.
+      let at = 0;
+      return pieces.map((p) => text.slice(at, (at += p.length)));
     },
   };
 }
