@@ -26,12 +26,7 @@ inline float gelu(float x) { return 0.5f * x * (1.f + std::tanh(0.79788456080286
 
 __attribute__((target("avx512f"))) void silu_mul_512(float* h, const float* g, int64_t n) {
   int64_t i = 0;
-  const __m512 one = _mm512_set1_ps(1.f);
-  for (; i + 16 <= n; i += 16) {
-    const __m512 x = _mm512_loadu_ps(g + i);
-    const __m512 s = _mm512_div_ps(x, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-    _mm512_storeu_ps(h + i, _mm512_mul_ps(s, _mm512_loadu_ps(h + i)));
-  }
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(h + i, _mm512_mul_ps(silu512(_mm512_loadu_ps(g + i)), _mm512_loadu_ps(h + i)));
   for (; i < n; i++) h[i] = silu(g[i]) * h[i];
 }
 

@@ -18,6 +18,7 @@
 #include "attention.h"
 #include "simd_exp.h"
 #include "simd_transpose.h"
+#include "amx_tiles.h"
 
 #include <algorithm>
 #include <atomic>
@@ -26,11 +27,6 @@
 #include <cstring>
 #include <limits>
 #include <vector>
-#if defined(__linux__) && (defined(__x86_64__) || defined(_M_X64))
-#include <cpuid.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 // GCC 12's AVX-512 intrinsics start some results from _mm512_undefined_*(), which its own
@@ -116,17 +112,11 @@ const Kernels kAvx2{dot_avx2, axpy_avx2, expsub_avx2};
 // Amx = the AVX-512 kernels plus AMX BF16 tiles for blocks of >= 16 query rows (attend_amx).
 enum class Isa : int { Scalar, Avx2, Avx512, Amx };
 
-#if defined(FC_X86) && defined(__linux__)
-#define FC_AMX_ATTN 1
-namespace amx { bool available(); }
-#else
-#define FC_AMX_ATTN 0
-#endif
 
 Isa cpu_isa() {
 #ifdef FC_X86
-#if FC_AMX_ATTN
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && amx::available()) return Isa::Amx;
+#if FC_AMX_TILES
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && amx_bf16_available()) return Isa::Amx;
 #endif
   if (__builtin_cpu_supports("avx512f")) return Isa::Avx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
@@ -557,7 +547,7 @@ FC_AVX2 void attend_avx2(Scratch& w, int r0, int R, int hd, const float* k, cons
 }
 #endif
 
-#if FC_AMX_ATTN
+#if FC_AMX_TILES
 // ---- AMX BF16 tiles (Sapphire Rapids and later): both products on the matrix unit, fp32-exact ----
 // A tile product takes bf16 inputs (8-bit significand) and sums in fp32. Every fp32 input x is split
 // exactly into three bf16 parts, x = hi + mid + lo (truncation: hi = top 8 significant bits, mid =
@@ -579,30 +569,6 @@ FC_AVX2 void attend_avx2(Scratch& w, int r0, int R, int hd, const float* k, cons
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16,fma,amx-tile,amx-bf16")
 namespace amx {
 
-// CPUID leaf 7: EDX bit 24 AMX-TILE, bit 22 AMX-BF16; leaf 7 subleaf 1: EAX bit 5 AVX512_BF16. Linux
-// then grants the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18).
-bool available() {
-  unsigned a, b, c, d;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1) || !((d >> 22) & 1)) return false;
-  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1)) return false;
-  return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-}
-
-struct TileConfig {
-  uint8_t palette, start_row, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-void configure() {
-  alignas(64) TileConfig cfg;
-  std::memset(&cfg, 0, sizeof cfg);
-  cfg.palette = 1;
-  for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-  __asm__ __volatile__("" : : "r"(&cfg) : "memory");  // keep the stores (see matmul.cpp's configure)
-  _tile_loadconfig(&cfg);
-}
-
 // The three parts of 16 floats, each an fp32 whose low 16 bits are zero (so its bf16 is its top half).
 struct Parts { __m512 p[3]; };
 inline Parts split3(__m512 x) {
@@ -620,9 +586,7 @@ inline __m512i bf16_pairs(__m512 a, __m512 b) {
   return _mm512_or_si512(_mm512_castps_si512(b), _mm512_srli_epi32(_mm512_castps_si512(a), 16));
 }
 
-// Grown, never shrunk, and 64-byte aligned: a tile row is 64 bytes, and off a line boundary every
-// tile load touches twice the lines (std::vector's 16-byte alignment doubled the time per tile load
-// in the matmul kernel's harness).
+// Grown, never shrunk, and 64-byte aligned (see align64).
 template <class T>
 struct AlignedBuf {
   std::vector<T> v;
@@ -631,7 +595,7 @@ struct AlignedBuf {
   void grow(size_t count) {
     if (count <= n) return;
     v.resize(count + 64 / sizeof(T));
-    p = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
+    p = align64(v.data());
     n = count;
   }
   T* data() { return p; }
@@ -694,7 +658,7 @@ void attend_amx(::Scratch& w, int r0, int R, int hd, const float* k, const float
     a.m.data()[r] = r < R ? w.m[r0 + r] : -std::numeric_limits<float>::infinity();
     a.l.data()[r] = r < R ? w.l[r0 + r] : 0.f;
   }
-  configure();
+  amx_bf16_configure();
   const int64_t qstride = 2 * hd, accstride = 4 * hd;
   for (int64_t t0 = 0; t0 < npos; t0 += kTile) {
     const int T = (int)std::min<int64_t>(kTile, npos - t0);
@@ -812,7 +776,7 @@ void attend_amx(::Scratch& w, int r0, int R, int hd, const float* k, const float
 void attend(Scratch& w, int r0, int R, int hd, const float* k, const float* v, int64_t npos, const int64_t* limit) {
 #ifdef FC_X86
   const Isa isa = isa_now();
-#if FC_AMX_ATTN
+#if FC_AMX_TILES
   if (isa == Isa::Amx && limit && hd % 64 == 0 && R >= 16) return amx::attend_amx(w, r0, R, hd, k, v, npos, limit);
 #endif
   if (isa >= Isa::Avx512 && hd % 16 == 0 && R >= 4) return attend_avx512(w, r0, R, hd, k, v, npos, limit);

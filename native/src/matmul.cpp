@@ -30,6 +30,7 @@
 #include "quants.h"
 #include "simd_exp.h"
 #include "simd_transpose.h"
+#include "amx_tiles.h"
 
 // The SIMD passes are target regions: `#pragma GCC target` under GCC, `#pragma clang attribute`
 // under clang. MSVC builds (and non-x86 CPUs) get the portable scalar kernels.
@@ -848,37 +849,29 @@ bool available() {
 // activation rows x 32 bf16 (from pack_x's tile-ordered bf16 copy of x), B = the same 32 columns of
 // 16 weight rows, pairs of columns interleaved, C = 16 activation rows x 16 outputs, laid out as
 // rows of y already (no transpose on the way out).
-namespace fc_amx_bf16 {
-
-constexpr int64_t MIN_N = 128;
-constexpr int64_t KSTEPS = 16;  // k-steps of 32 per pass: a group pair's 2 x 16 KiB of B stays in L1
-
-// CPUID leaf 7: EDX bit 22 AMX-BF16; leaf 7 subleaf 1: EAX bit 5 AVX512_BF16 (the conversions).
-bool available() {
+bool amx_bf16_available() {
   static const bool ok = [] {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 22) & 1)) return false;
     if (!__get_cpuid_count(7, 1, &a, &b, &c, &d) || !((a >> 5) & 1)) return false;
-    return fc_amx::available();
+    return fc_amx::available();  // AMX-TILE, and the tile state granted
   }();
   return ok;
 }
 
-void configure() {
+void amx_bf16_configure() {
   alignas(64) fc_amx::TileConfig cfg;
   std::memset(&cfg, 0, sizeof cfg);
   cfg.palette = 1;
-  for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;  // C, A and B are all 16 x 64 bytes
+  for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
   __asm__ __volatile__("" : : "r"(&cfg) : "memory");  // see fc_amx::configure
   _tile_loadconfig(&cfg);
 }
 
-// Tile rows are 64 bytes: on a 64-byte boundary each is one cache line, off it two (a vector's
-// 16-byte-aligned buffer made every tile load twice as slow).
-template <class T>
-T* align64(T* p) {
-  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
-}
+namespace fc_amx_bf16 {
+
+constexpr int64_t MIN_N = 128;
+constexpr int64_t KSTEPS = 16;  // k-steps of 32 per pass: a group pair's 2 x 16 KiB of B stays in L1
 
 // 32 floats -> 32 bf16 (round to nearest even), element order kept.
 inline __m512i bf16x32(const float* p) {
@@ -1018,7 +1011,7 @@ void matmul_bf16(const Tensor& W, const Tensor* gate, const uint16_t* xb, int64_
   const bool passes_outer = npad * K * (int64_t)sizeof(uint16_t) > (1 << 20);
   std::atomic<int64_t> next{0};
   pool.run([&](int ith, int nth) {
-    configure();
+    amx_bf16_configure();
     const int64_t ns_max = passes_outer ? KSTEPS : nks;  // k-steps decoded at a time
     thread_local std::vector<uint16_t> wb;
     thread_local std::vector<int8_t> lv;
@@ -1044,8 +1037,7 @@ void matmul_bf16(const Tensor& W, const Tensor* gate, const uint16_t* xb, int64_
         const int64_t nks_out = M / 32;
         for (int64_t i = 0; i < n; i++) {
           const float* const a = acc + 32 * i;
-          const __m512 g = _mm512_load_ps(a + 16);
-          const __m512 v = _mm512_mul_ps(_mm512_load_ps(a), _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), g)))));
+          const __m512 v = _mm512_mul_ps(_mm512_load_ps(a), silu512(_mm512_load_ps(a + 16)));
           uint16_t* dst = yb + tile_at(i, c0 / 32, nks_out) + c0 % 32;
           _mm256_store_si256(reinterpret_cast<__m256i*>(dst), (__m256i)_mm512_cvtneps_pbh(v));
         }
@@ -1056,10 +1048,7 @@ void matmul_bf16(const Tensor& W, const Tensor* gate, const uint16_t* xb, int64_
         const float* const a = acc + 32 * i;
         for (int64_t h = 0; h < cols; h += 16) {
           __m512 v = _mm512_load_ps(a + h);
-          if (gate) {  // up * g / (1 + e^-g)
-            const __m512 g = _mm512_load_ps(a + 16);
-            v = _mm512_mul_ps(v, _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), g)))));
-          }
+          if (gate) v = _mm512_mul_ps(v, silu512(_mm512_load_ps(a + 16)));  // up * silu(gate)
           if (stream && cols - h >= 16) _mm512_stream_ps(out + h, v);
           else _mm512_mask_storeu_ps(out + h, (__mmask16)((1u << std::min<int64_t>(16, cols - h)) - 1), v);
         }
@@ -1171,7 +1160,7 @@ void quantize_activations(Isa isa, ActFormat f, const float* x, int64_t K, uint8
 
 bool matmul_bf16_tiles() {
 #if FC_AMX
-  return cpu_isa() == Isa::Amx && fc_amx_bf16::available();
+  return cpu_isa() == Isa::Amx && amx_bf16_available();
 #else
   return false;
 #endif
@@ -1336,7 +1325,7 @@ void matmul_rows(const Tensor* const* Ws, float* const* ys, int count, const flo
 #if FC_AMX
 // FORKCAST_NO_BF16=1 keeps prompt chunks on the int8 tiles (read per call, for tests and benchmarks).
 static bool bf16_enabled() {
-  if (!fc_amx_bf16::available()) return false;
+  if (!amx_bf16_available()) return false;
   const char* e = std::getenv("FORKCAST_NO_BF16");
   return !(e && e[0] && std::strcmp(e, "0") != 0);
 }
@@ -1391,17 +1380,16 @@ void matmul_swiglu(const Tensor& up, const Tensor& gate, const float* x, int64_t
                    ThreadPool& pool) {
   check_shape(up);
   check_shape(gate);
-#if FC_AMX
   const Tensor* Ws[2] = {&up, &gate};
+#if FC_AMX
   if (prompt_tiles(Ws, 2, n) && up.ne1 == gate.ne1) {
     const int64_t npad = pad32(n);
     fc_amx_bf16::matmul_bf16(up, &gate, fc_amx_bf16::pack(x, n, npad, up.ne0, pool), n, npad, y, up.ne1, pool, nullptr);
     return;
   }
 #endif
-  const Tensor* W2[2] = {&up, &gate};
-  float* y2[2] = {y, gate_out};
-  matmul_shared(W2, y2, 2, x, n, pool);
+  float* ys[2] = {y, gate_out};
+  matmul_shared(Ws, ys, 2, x, n, pool);
   const int64_t F = up.ne1;
   pool.parallel_for(n * F, [&](int64_t b, int64_t e) { silu_mul(y + b, gate_out + b, e - b); });
 }
@@ -1418,7 +1406,7 @@ void ffn_swiglu(const Tensor& up, const Tensor& gate, const Tensor& down, const 
     const int64_t npad = pad32(n);
     thread_local std::vector<uint16_t> hidden;  // the calling thread's; grown, never shrunk
     if ((int64_t)hidden.size() < npad * F + 32) hidden.resize(npad * F + 32);
-    uint16_t* const hb = fc_amx_bf16::align64(hidden.data());
+    uint16_t* const hb = align64(hidden.data());
     // rows n..npad of the last tile pair are A rows of the down product: zero, not stale
     for (int64_t i = n; i < npad; i++)
       for (int64_t s = 0; s < F / 32; s++)

@@ -1,5 +1,5 @@
 // exp(x) on 16 floats (AVX-512) or 8 (AVX2), for the softmax in attention.cpp and the activations in
-// activations.cpp: one algorithm, two vector widths.
+// activations.cpp: one algorithm, two vector widths. And silu on it.
 // Cody & Waite range reduction: exp(x) = 2^k * exp(r), k = round(x / ln 2), r = x - k ln 2 in
 // [-ln2/2, ln2/2] with ln 2 split into a high part exact in float (0.693359375) and the rest; exp(r)
 // by its degree-7 Taylor polynomial (truncation error < 4e-9 relative on that interval); 2^k applied
@@ -24,6 +24,12 @@ __attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
   __m512 p = _mm512_set1_ps(kPoly[0]);
   for (int i = 1; i < 8; i++) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kPoly[i]));
   return _mm512_scalef_ps(p, k);
+}
+
+// silu(x) = x / (1 + e^-x) on 16 floats: SwiGLU's gate, one formula for activations.cpp and the tile
+// kernels' fused gate (matmul.cpp).
+__attribute__((target("avx512f"))) inline __m512 silu512(__m512 x) {
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
 
 __attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
