@@ -70,7 +70,8 @@ function decodeToF32(type: number, b: Uint8Array, n: number): Float32Array {
 }
 
 /**
- * The same model with every F16/BF16/Q8_0/Q4_0 tensor replaced by F32 holding exactly its decoded values,
+ * The same model with every non-F32 tensor (F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) replaced by F32 holding
+ * exactly its decoded values,
  * written a million values at a time (a 151k-token embedding is 544 MB in F32).
  */
 export function writeDecodedF32(src: string, out: string) {

@@ -250,7 +250,11 @@ describe.skipIf(!cpu.bf16Tiles)('prompt-sized products on AMX BF16 tiles', () =>
     return y;
   }
   const silu = (g: number) => g / (1 + Math.exp(-g));
-  afterEach(() => { delete process.env.FORKCAST_NO_BF16; });
+  // The same call on the int8 tiles (FORKCAST_NO_BF16=1 is read per call).
+  const onInt8 = (call: () => Float32Array) => {
+    process.env.FORKCAST_NO_BF16 = '1';
+    try { return call(); } finally { delete process.env.FORKCAST_NO_BF16; }
+  };
 
   // n: the smallest prompt-sized product, a partial tile pair, two whole ones. K: several 512-column
   // passes with a short last one. M = 45: a partial 32-output unit. K = 4864 with n = 128 makes the
@@ -265,9 +269,7 @@ describe.skipIf(!cpu.bf16Tiles)('prompt-sized products on AMX BF16 tiles', () =>
     const x = randn(n * K, 1);
     for (let i = 0; i < n; i += 9) x[i * K + ((i * 31) % K)] = 12; // an activation outlier now and then
     const y = addon.matmul(T[type], c.w, K, M, x, n, 2);
-    process.env.FORKCAST_NO_BF16 = '1';
-    const yInt8 = addon.matmul(T[type], c.w, K, M, x, n, 2);
-    delete process.env.FORKCAST_NO_BF16;
+    const yInt8 = onInt8(() => addon.matmul(T[type], c.w, K, M, x, n, 2));
     const exact = normwise(y, product(rounded(c.wd), rounded(x), K, M, n));
     const plain = normwise(y, product(c.wd, x, K, M, n));
     const plainInt8 = normwise(yInt8, product(c.wd, x, K, M, n));
@@ -289,9 +291,7 @@ describe.skipIf(!cpu.bf16Tiles)('prompt-sized products on AMX BF16 tiles', () =>
       const exact = normwise(y, u.map((v, i) => v * silu(g[i])));
       // the unfused path (int8 tiles, then the activation pass) on the same inputs, and both against
       // the float64 product
-      process.env.FORKCAST_NO_BF16 = '1';
-      const yInt8 = addon.matmul(T[type], up.w, K, M, x, n, 2, gate.w);
-      delete process.env.FORKCAST_NO_BF16;
+      const yInt8 = onInt8(() => addon.matmul(T[type], up.w, K, M, x, n, 2, gate.w));
       const up64 = product(up.wd, x, K, M, n), gate64 = product(gate.wd, x, K, M, n);
       const plainRef = up64.map((v, i) => v * silu(gate64[i]));
       const plain = normwise(y, plainRef), plainInt8 = normwise(yInt8, plainRef);
@@ -315,9 +315,7 @@ describe.skipIf(!cpu.bf16Tiles)('prompt-sized products on AMX BF16 tiles', () =>
       const exact = normwise(y, product(rounded(down.wd), h, F, E, n));
       const u64 = product(up.wd, x, E, F, n), g64 = product(gate.wd, x, E, F, n);
       const plainRef = product(down.wd, u64.map((v, i) => v * silu(g64[i])), F, E, n);
-      process.env.FORKCAST_NO_BF16 = '1';
-      const yInt8 = addon.matmul(T[type], up.w, E, F, x, n, 2, gate.w, down.w);
-      delete process.env.FORKCAST_NO_BF16;
+      const yInt8 = onInt8(() => addon.matmul(T[type], up.w, E, F, x, n, 2, gate.w, down.w));
       const plain = normwise(y, plainRef), plainInt8 = normwise(yInt8, plainRef);
       console.log(`[matmul bf16 ffn ${type} E=${E} F=${F} n=${n}] vs bf16-rounded ref ${exact.toExponential(2)}, vs float64 ${plain.toExponential(2)} (int8 path ${plainInt8.toExponential(2)})`);
       // The kernel rounds hidden values formed in float32 (and its own exp), the reference values formed
